@@ -1,0 +1,69 @@
+"""Small Lightning callbacks that feed the run record: per-epoch history and training throughput."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+
+from bench.record import atomic_write_text
+
+
+class HistoryWriter(L.Callback):
+    """Writes ``history.csv`` (one row per epoch) after every epoch, so a killed run keeps it and a
+    resumed run continues it (rows past the resumed epoch are dropped)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def on_fit_start(self, trainer, pl_module):
+        self.rows = []
+        if self.path.is_file() and trainer.current_epoch > 0:
+            old = pd.read_csv(self.path)
+            self.rows = old[old["epoch"] < trainer.current_epoch].to_dict("records")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        row = {"epoch": trainer.current_epoch}
+        for key, value in sorted(trainer.callback_metrics.items()):
+            if key.startswith(("train/", "val/")):
+                v = float(value)
+                row[key.replace("/", "_")] = v if math.isfinite(v) else float("nan")
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        atomic_write_text(self.path, pd.DataFrame(self.rows).to_csv(index=False))
+
+
+class ThroughputMeter(L.Callback):
+    """Training images per second: images seen in training batches over the wall time of the
+    training part of each epoch (data loading included, validation excluded)."""
+
+    def __init__(self):
+        self.images = 0
+        self.seconds = 0.0
+        self._t0: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.images += int(batch[0].shape[0])
+
+    def _stop(self):
+        if self._t0 is not None:
+            self.seconds += time.perf_counter() - self._t0
+            self._t0 = None
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self._stop()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._stop()
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")

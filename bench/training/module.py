@@ -1,0 +1,79 @@
+"""The LightningModule shared by every backbone: one loss, one optimiser setup, one metric set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.errors import BenchError
+from bench.evaluation.metrics import ClassificationMetrics
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+class FractureClassifier(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        class_names: Sequence[str],
+        positive_index: int | None,
+        optim: dict,
+        class_weights: torch.Tensor | None = None,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        name = str(optim.get("name", "adam")).lower()
+        if name not in OPTIMIZERS:
+            raise BenchError(f"optim.name={name!r} is not supported; use one of {sorted(OPTIMIZERS)}")
+        if float(optim.get("lr", 0)) <= 0:
+            raise BenchError(f"optim.lr={optim.get('lr')!r} must be a positive number")
+        self.model = model
+        self.class_names = list(class_names)
+        self.positive_index = positive_index
+        self.optim = dict(optim)
+        self.channels_last = channels_last
+        # A buffer so the weights move with the module and are saved in checkpoints.
+        self.register_buffer("class_weights", None if class_weights is None else class_weights.float(), persistent=False)
+        self.val_metrics = ClassificationMetrics(len(self.class_names), positive_index, self.class_names)
+        self.train_images = 0  # counted for the throughput figure
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y, _ = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, weight=self.class_weights)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y, _ = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, weight=self.class_weights)
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
+        self.val_metrics.update(logits.float().softmax(dim=1), y)
+
+    def on_validation_epoch_end(self):
+        metrics = self.val_metrics.compute()
+        self.val_metrics.reset()
+        for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "kappa"):
+            if key in metrics:
+                # NaN (undefined AUC on a one-class val set) would poison "max" monitors: use 0.
+                value = metrics[key]
+                self.log(f"val/{key}", 0.0 if value != value else float(value), sync_dist=False)
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        x, y, rows = batch
+        logits = self(x)
+        return {"probs": logits.float().softmax(dim=1).cpu(), "labels": y.cpu(), "rows": rows.cpu()}
+
+    def configure_optimizers(self):
+        cls = OPTIMIZERS[str(self.optim.get("name", "adam")).lower()]
+        return cls(self.parameters(), lr=float(self.optim["lr"]), weight_decay=float(self.optim.get("weight_decay", 0.0)))

@@ -1,0 +1,415 @@
+"""One training run: config -> data + model -> fit -> evaluate best checkpoint -> run record.
+
+The run directory is derived from the config (``run_id``), so launching the same config again
+skips a complete run and resumes an interrupted one from ``checkpoints/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from bench.errors import BenchError
+from bench.evaluation.metrics import aggregate_by_study, compute_metrics
+from bench.evaluation.plots import plot_confusion, plot_learning_curves, plot_roc
+from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
+from bench.training.callbacks import HistoryWriter, ThroughputMeter
+from bench.training.module import FractureClassifier
+
+log = logging.getLogger(__name__)
+
+# Config keys that do not change a run's results: left out of the run id hash, so that moving
+# the data, renaming the cache or switching W&B on does not turn a finished run into a new one.
+NON_RESULT_KEYS = (
+    "paths", "logger", "explain", "leaderboard", "hydra", "tags", "task_name", "resume",
+    "measure_latency", "callbacks.progress_bar", "trainer.enable_progress_bar",
+    "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.root", "data.cache_dir",
+    "data.num_workers", "data.generate_if_missing", "data.pin_memory", "data.persistent_workers",
+    "hparams_search", "sweep",
+)
+VAL_METRICS = ("val/loss", "val/accuracy", "val/precision", "val/recall", "val/specificity", "val/f1", "val/auroc", "val/kappa")
+PACKAGES = ("torch", "torchvision", "lightning", "timm", "ultralytics", "torchmetrics", "grad-cam", "hydra-core", "wandb", "numpy", "pandas", "fracture-bench")
+
+
+def _drop(container: dict, dotted: str) -> None:
+    node = container
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.get(key)
+        if not isinstance(node, dict):
+            return
+    node.pop(leaf, None)
+
+
+def config_hash(cfg: DictConfig) -> str:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in NON_RESULT_KEYS:
+        _drop(container, key)
+    text = json.dumps(container, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_id_for(cfg: DictConfig) -> str:
+    return f"{cfg.data.name}__{cfg.model.name}__s{cfg.seed}__{config_hash(cfg)[:8]}"
+
+
+def validate(cfg: DictConfig) -> None:
+    """Settings that Hydra's struct mode cannot check: fail at start, naming the key."""
+    if cfg.size_policy not in ("protocol", "native"):
+        raise BenchError(f"size_policy={cfg.size_policy!r}: use 'protocol' (one image_size for all) or 'native'")
+    if not isinstance(cfg.image_size, int) or not 32 <= cfg.image_size <= 2048:
+        raise BenchError(f"image_size={cfg.image_size!r}: give an integer number of pixels between 32 and 2048")
+    if cfg.monitor.metric not in VAL_METRICS:
+        raise BenchError(f"monitor.metric={cfg.monitor.metric!r}: choose a validation metric, one of {', '.join(VAL_METRICS)} (test metrics never pick checkpoints)")
+    if cfg.monitor.mode not in ("min", "max"):
+        raise BenchError(f"monitor.mode={cfg.monitor.mode!r}: use 'min' or 'max'")
+    if cfg.monitor.metric == "val/loss" and cfg.monitor.mode != "min":
+        raise BenchError("monitor.mode must be 'min' when monitor.metric=val/loss")
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise BenchError(f"seed={cfg.seed!r}: give a non-negative integer")
+    if int(cfg.trainer.max_epochs) < 1:
+        raise BenchError(f"trainer.max_epochs={cfg.trainer.max_epochs!r}: train for at least one epoch")
+
+
+def _instantiate(node: DictConfig, group: str, **kwargs):
+    """Hydra instantiate with a one-line error naming the config group and the bad key."""
+    try:
+        return instantiate(node, **kwargs)
+    except BenchError:
+        raise
+    except Exception as exc:  # Hydra wraps the constructor's TypeError/ValueError
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, BenchError):
+            raise cause from None
+        msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        raise BenchError(f"{group} config ({node.get('_target_', '?')}): {msg}") from None
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _zoo_entry(cfg: DictConfig):
+    from bench.models import ZOO
+
+    return ZOO.get(cfg.model.name)
+
+
+def _normalisation(cfg: DictConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean/std the backbone expects, known before building it (the data needs them first):
+    timm's pretrained config for the architecture; Ultralytics models take [0, 1] inputs."""
+    spec = _zoo_entry(cfg)
+    family = cfg.model.get("family") or getattr(spec, "family", "timm")
+    if family == "yolo":
+        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    arch = cfg.model.get("arch") or getattr(spec, "arch", None) or cfg.model.name
+    try:
+        import timm
+
+        pcfg = timm.get_pretrained_cfg(arch)
+        if pcfg is not None and pcfg.mean and pcfg.std:
+            return tuple(pcfg.mean), tuple(pcfg.std)
+    except Exception:  # unknown names are reported by create_model with suggestions
+        pass
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def _image_size(cfg: DictConfig) -> int:
+    if cfg.size_policy == "native":
+        spec = _zoo_entry(cfg)
+        size = cfg.model.get("native_size") or getattr(spec, "native_size", None)
+        if not size:
+            raise BenchError(f"size_policy=native: model {cfg.model.name!r} has no native_size; set model.native_size")
+        return int(size)
+    return int(cfg.image_size)
+
+
+def _sweep_info() -> dict:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except Exception:
+        return {}
+    if hc.mode == RunMode.MULTIRUN:
+        return {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num), "dir": str(hc.sweep.dir)}
+    return {}
+
+
+def _environment(cfg: DictConfig, device: str) -> dict:
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    commit = None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "packages": versions,
+        "git_commit": commit,
+        "device": device,
+        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
+
+
+def _loggers(cfg: DictConfig, run_dir: Path, run_id: str, sweep: dict) -> list:
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        target = node["_target_"]
+        if target.endswith("WandbLogger"):
+            loggers.append(_instantiate(node, "logger", name=run_id, save_dir=str(run_dir), group=sweep.get("id", run_id),
+                                        config=OmegaConf.to_container(cfg, resolve=True)))
+        elif target.endswith("CSVLogger"):
+            loggers.append(_instantiate(node, "logger", save_dir=str(run_dir)))
+        else:
+            loggers.append(_instantiate(node, f"logger.{name}"))
+    return loggers
+
+
+def _finish_wandb(loggers: list) -> None:
+    # Under multirun every job must close its own W&B run, or later jobs log into the first one.
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        import wandb
+
+        wandb.finish()
+
+
+def _predict(module: FractureClassifier, dm, split: str, trainer: L.Trainer) -> pd.DataFrame:
+    loader = dm.dataloader(split)
+    outputs = trainer.predict(module, dataloaders=loader)
+    probs = torch.cat([o["probs"] for o in outputs]).numpy()
+    labels = torch.cat([o["labels"] for o in outputs]).numpy()
+    rows = torch.cat([o["rows"] for o in outputs]).numpy()
+    table = dm.table.iloc[rows]
+    df = pd.DataFrame({"image_id": table["image_id"].to_numpy(), "split": split, "label": labels, "pred": probs.argmax(1)})
+    for c, name in enumerate(dm.classes):
+        df[f"prob_{name}"] = probs[:, c]
+    for col in ("study_id", "patient_id"):
+        if col in table.columns:
+            df[col] = table[col].to_numpy()
+    if not (df["label"].to_numpy() == table["label"].to_numpy()).all():
+        raise RuntimeError("prediction rows do not line up with the data table")
+    return df
+
+
+def _probs(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    return df[[f"prob_{c}" for c in classes]].to_numpy()
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train and evaluate one configuration; returns a summary with the validation objective."""
+    validate(cfg)
+    run_id = run_id_for(cfg)
+    run_dir = Path(cfg.paths.runs_dir) / run_id
+    existing = read_record(run_dir)
+    if existing is not None and cfg.resume:
+        log.info("run %s is complete: skipped (set resume=false to train it again)", run_id)
+        return {"status": "skipped", "run_id": run_id, "run_dir": str(run_dir), "objective": _objective(existing, cfg)}
+    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last_ckpt) if (cfg.resume and last_ckpt.is_file()) else None
+    if not cfg.resume and run_dir.exists():
+        for stale in ("record.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt", "history.csv"):
+            (run_dir / stale).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+
+    mean, std = _normalisation(cfg)
+    image_size = _image_size(cfg)
+    dm = _instantiate(cfg.data, "data", image_size=image_size, mean=list(mean), std=list(std))
+    dm.prepare_data()
+    dm.setup("fit")
+    model = _instantiate(cfg.model, "model", num_classes=dm.num_classes)
+    if cfg.accel.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    module = FractureClassifier(model, dm.classes, dm.positive_index, OmegaConf.to_container(cfg.optim, resolve=True),
+                                dm.class_weights, channels_last=cfg.accel.channels_last)
+    if cfg.accel.compile:
+        module.model = torch.compile(module.model)
+
+    sweep = _sweep_info()
+    history = HistoryWriter(run_dir / "history.csv")
+    meter = ThroughputMeter()
+    callbacks = [history, meter]
+    ckpt_cb = None
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        if node["_target_"].endswith("ModelCheckpoint"):
+            ckpt_cb = _instantiate(node, f"callbacks.{name}", dirpath=str(run_dir / "checkpoints"))
+            callbacks.append(ckpt_cb)
+        else:
+            callbacks.append(_instantiate(node, f"callbacks.{name}"))
+    if ckpt_cb is None:
+        raise BenchError("callbacks: a ModelCheckpoint is required (the run record keeps the best checkpoint); use callbacks=default")
+    loggers = _loggers(cfg, run_dir, run_id, sweep)
+    try:
+        trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        dm.write_split(run_dir / "split.csv")
+        t_fit = time.perf_counter()
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+        fit_s = time.perf_counter() - t_fit
+        if not trainer.is_global_zero:
+            return {"status": "worker"}
+        summary = _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, meter, history,
+                                       sweep, image_size, resume_from, t_start, fit_s)
+    finally:
+        _finish_wandb(loggers)
+    if cfg.explain.get("enabled"):
+        from bench.explain import explain_run
+
+        explain_cfg = OmegaConf.to_container(cfg.explain, resolve=True)
+        explain_cfg.pop("enabled", None)
+        explain_run(run_dir, **explain_cfg)
+    if cfg.leaderboard.get("enabled") and not sweep:
+        from bench.leaderboard import render_leaderboard
+
+        render_leaderboard([cfg.paths.runs_dir], cfg.leaderboard.out_dir, n_resamples=cfg.leaderboard.n_resamples)
+    return summary
+
+
+def _objective(record: dict, cfg: DictConfig) -> float:
+    key = cfg.monitor.metric.split("/", 1)[1]
+    value = record.get("metrics", {}).get("val", {}).get(key)
+    return float("nan") if value is None else float(value)
+
+
+def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, meter, history, sweep,
+                         image_size, resume_from, t_start, fit_s) -> dict:
+    best_path = ckpt_cb.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
+    if not Path(best_path).is_file():
+        raise BenchError(f"{best_path}: no checkpoint was written; check monitor.metric={cfg.monitor.metric} is logged")
+    state = torch.load(best_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    best_epoch = int(state.get("epoch", -1))
+    # Evaluation on one device, whatever the training strategy (DDP gathers are not needed).
+    eval_trainer = L.Trainer(accelerator="gpu" if module.device.type == "cuda" else "cpu", devices=1, precision=cfg.trainer.precision, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, enable_checkpointing=False)
+    t_test = time.perf_counter()
+    preds = pd.concat([_predict(module, dm, s, eval_trainer) for s in ("val", "test")], ignore_index=True)
+    test_s = time.perf_counter() - t_test
+    classes = list(dm.classes)
+    metrics = {}
+    for split in ("val", "test"):
+        part = preds[preds["split"] == split]
+        metrics[split] = compute_metrics(_probs(part, classes), part["label"].to_numpy(), dm.positive_index, classes)
+    files = {"config": "config.yaml", "split": "split.csv", "predictions": "predictions.csv", "history": "history.csv",
+             "data_report": "data_report.json", "environment": "environment.json",
+             "best_checkpoint": os.path.relpath(best_path, run_dir),
+             "plots": {"roc": "plots/roc.png", "confusion_matrix": "plots/confusion_matrix.png",
+                       "learning_curves": "plots/learning_curves.png"}}
+    atomic_write_text(run_dir / "predictions.csv", preds.to_csv(index=False))
+    test = preds[preds["split"] == "test"]
+    if getattr(dm, "study_level", False):
+        studies = aggregate_by_study(test, classes)
+        metrics["test_study"] = compute_metrics(_probs(studies, classes), studies["label"].to_numpy(), dm.positive_index, classes)
+        atomic_write_text(run_dir / "predictions_study.csv", studies.to_csv(index=False))
+        files["predictions_study"] = "predictions_study.csv"
+    plots = run_dir / "plots"
+    plot_roc(_probs(test, classes), test["label"].to_numpy(), classes, dm.positive_index, plots / "roc.png", title=f"ROC (test) {run_id}")
+    plot_confusion(metrics["test"]["confusion_matrix"], classes, plots / "confusion_matrix.png")
+    hist_path = run_dir / "history.csv"
+    hist = pd.read_csv(hist_path) if hist_path.is_file() else pd.DataFrame({"epoch": []})
+    plot_learning_curves(hist, plots / "learning_curves.png", cfg.monitor.metric)
+    atomic_write_json(run_dir / "data_report.json", dm.report)
+    device = str(module.device)
+    atomic_write_json(run_dir / "environment.json", _environment(cfg, device))
+
+    from bench.models.cost import count_params, gmacs, inference_latency_ms
+
+    net = getattr(module.model, "_orig_mod", module.model)
+    latency = inference_latency_ms(net, image_size, device=device) if cfg.measure_latency else None
+    spec = getattr(net, "spec", None)
+    cam_layers = [name for name, _ in net.cam_layers()] if hasattr(net, "cam_layers") else []
+    split_counts = dm.table["split"].value_counts().to_dict()
+    split_cfg = OmegaConf.to_container(cfg.data.get("split"), resolve=True) if cfg.data.get("split") else {}
+    record = {
+        "run_id": run_id,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "task": {"name": cfg.data.name, "dataset": cfg.data.dataset, "kind": "binary" if dm.num_classes == 2 else "multiclass",
+                 "classes": classes, "positive_index": dm.positive_index, "study_level": bool(getattr(dm, "study_level", False))},
+        "protocol": {"experiment": cfg.get("experiment_name") or "default", "image_size": image_size, "size_policy": cfg.size_policy,
+                     "balance": OmegaConf.to_container(cfg.data.get("balance"), resolve=True) if cfg.data.get("balance") else None,
+                     "augment": cfg.data.get("augment"), "epochs": int(cfg.trainer.max_epochs), "batch_size": int(cfg.data.batch_size),
+                     "optimizer": cfg.optim.name, "lr": float(cfg.optim.lr), "weight_decay": float(cfg.optim.weight_decay),
+                     "monitor": cfg.monitor.metric, "precision": str(cfg.trainer.precision), "pretrained": bool(cfg.model.get("pretrained", False))},
+        "model": {"name": cfg.model.name, "family": getattr(spec, "family", None), "arch": getattr(spec, "arch", cfg.model.get("arch")),
+                  "paper_name": getattr(spec, "paper_name", None), "pretrained": bool(cfg.model.get("pretrained", False)),
+                  "params": count_params(net), "gmacs": gmacs(net, image_size), "input_size": image_size, "cam_layers": cam_layers},
+        "seed": int(cfg.seed),
+        "split": {"file": "split.csv", "sha256": dm.split_hash, "seed": int(cfg.split_seed), **split_cfg,
+                  "counts": {k: int(split_counts.get(k, 0)) for k in ("train", "val", "test")}},
+        "best": {"monitor": cfg.monitor.metric, "mode": cfg.monitor.mode, "epoch": best_epoch,
+                 "score": None if ckpt_cb.best_model_score is None else float(ckpt_cb.best_model_score)},
+        "epochs_run": int(len(history.rows)),
+        "resumed_from": resume_from,
+        "metrics": metrics,
+        "cost": {"device": device, "precision": str(cfg.trainer.precision), "train_images_per_s": meter.images_per_s,
+                 "train_images": meter.images, "inference_ms_per_image": latency,
+                 "wall_s": {"total": time.perf_counter() - t_start, "fit": fit_s, "test": test_s}},
+        "data": {"root": str(cfg.data.get("root")), "truncated": dm.report.get("truncated", []) if isinstance(dm.report, dict) else None},
+        "files": files,
+        "sweep": sweep,
+        "tags": list(cfg.tags),
+    }
+    write_record(run_dir, record)
+    log.info("run %s complete: test %s", run_id, {k: round(v, 4) for k, v in metrics["test"].items() if isinstance(v, float)})
+    return {"status": "complete", "run_id": run_id, "run_dir": str(run_dir), "objective": _objective(record, cfg), "record": record}
+
+
+def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[FractureClassifier, Any, dict]:
+    """Rebuild a finished run (model with its best weights, its data with the recorded split)."""
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    if record is None:
+        raise BenchError(f"{run_dir}: no complete run record (record.json); train it first or pick a finished run")
+    ckpt = run_dir / record.get("files", {}).get("best_checkpoint", "checkpoints/best.ckpt")
+    if not ckpt.is_file():
+        raise BenchError(f"{ckpt}: the run's best checkpoint is missing; re-run training for {record['run_id']}")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    OmegaConf.set_struct(cfg, False)
+    cfg.data.split_file = str(run_dir / "split.csv")
+    mean, std = _normalisation(cfg)
+    dm = _instantiate(cfg.data, "data", image_size=int(record["model"]["input_size"]), mean=list(mean), std=list(std))
+    dm.prepare_data()
+    dm.setup("test")
+    model = _instantiate(cfg.model, "model", num_classes=dm.num_classes, pretrained=False)
+    module = FractureClassifier(model, dm.classes, dm.positive_index, OmegaConf.to_container(cfg.optim, resolve=True))
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    module.eval().to(device)
+    return module, dm, record
