@@ -1,0 +1,394 @@
+"""Collect run records (``docs/run_record.md``) into one table, one row per complete run.
+
+Only ``record.json`` is read here (plus the prediction files later, for statistics). Runs may
+sit directly in a ``bench_runs/`` folder or one or two levels below the folders given (several
+``bench_runs/`` copied together from cluster nodes). Incomplete, corrupt and duplicate runs are
+skipped and listed, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.record import RECORD_FILE, atomic_write_json
+
+CACHE_FILE = ".leaderboard_cache.json"
+CACHE_VERSION = 1
+# Files that only a run directory holds: a folder with one of them but no complete record.json
+# is an incomplete run (crashed, killed or still running), not a container of runs.
+RUN_MARKERS = (RECORD_FILE, "config.yaml", "split.csv", "predictions.csv", "history.csv", "checkpoints")
+SPLITS = ("test", "val", "test_study")
+COST_FIELDS = {"params": ("model", "params"), "gmacs": ("model", "gmacs"),
+               "train_images_per_s": ("cost", "train_images_per_s"),
+               "latency_ms": ("cost", "inference_ms_per_image"), "wall_s": ("cost", "wall_s", "total"),
+               "device": ("cost", "device"), "precision_mode": ("cost", "precision")}
+PROTOCOL_FIELDS = ("experiment", "image_size", "size_policy", "balance", "augment", "epochs",
+                   "batch_size", "optimizer", "lr", "monitor")
+EXPLAIN_SCORES = ("pointing_game", "energy")
+
+
+@dataclass
+class Collection:
+    runs: pd.DataFrame
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
+    duplicates: list[dict] = field(default_factory=list)  # {"run_id", "path", "kept"}
+    parsed: int = 0  # records parsed this time (not from the cache)
+    cached: int = 0  # rows taken from the cache
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _is_run_dir(names: set[str]) -> bool:
+    return any(m in names for m in RUN_MARKERS)
+
+
+def find_run_dirs(roots: list[str | os.PathLike], max_depth: int = 3) -> list[tuple[str, Path]]:
+    """Run directories under each root: the root itself, or up to ``max_depth`` levels below it.
+
+    Returns ``(display_path, absolute_path)`` pairs, sorted; ``display_path`` is the root as
+    given joined with the relative path (outputs stay the same wherever the tree is mounted)."""
+    found: list[tuple[str, Path]] = []
+    for root in roots:
+        root_p = Path(root)
+        if not root_p.is_dir():
+            raise BenchError(f"--runs {root}: not a directory")
+
+        def walk(p: Path, depth: int, shown: str) -> None:
+            try:
+                entries = list(os.scandir(p))
+            except OSError:
+                return
+            names = {e.name for e in entries}
+            if _is_run_dir(names):
+                found.append((shown, p.resolve()))
+                return
+            if depth >= max_depth:
+                return
+            for e in sorted(entries, key=lambda e: e.name):
+                if e.is_dir(follow_symlinks=True) and not e.name.startswith("."):
+                    walk(Path(e.path), depth + 1, f"{shown}/{e.name}")
+
+        walk(root_p, 0, str(root).rstrip("/") or "/")
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------- one record -> row
+
+
+def _get(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _num(x):
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, (int, float)):
+        return float(x) if math.isfinite(float(x)) else None
+    return None
+
+
+def _final_layer_value(v, final_layer):
+    """A localisation score: a number, or ``{layer: number}`` from which the final layer is read."""
+    if _num(v) is not None:
+        return _num(v)
+    if isinstance(v, dict) and v:
+        if final_layer is not None and final_layer in v:
+            return _num(v[final_layer])
+        if "final" in v:
+            return _num(v["final"])
+        return _num(v[list(v)[-1]])  # insertion order = execution order of the layers
+    return None
+
+
+def explain_scores(record: dict) -> dict[str, float | None]:
+    """Final-layer localisation scores per CAM method from ``record["explain"]["summary"]``.
+
+    Read shape (documented in docs/leaderboards.md): ``{method: {"pointing_game": x, "energy": y}}``
+    where each score is a number or ``{layer_name: number}``; the final layer is
+    ``summary[method]["final_layer"]``, else ``model.cam_layers[-1]``, else the last key.
+    Anything else is ignored (the explain section is optional)."""
+    summary = _get(record, "explain", "summary")
+    out: dict[str, float | None] = {}
+    if not isinstance(summary, dict):
+        return out
+    cam_layers = _get(record, "model", "cam_layers")
+    default_final = cam_layers[-1] if isinstance(cam_layers, list) and cam_layers else None
+    for method in sorted(summary):
+        entry = summary[method]
+        if not isinstance(entry, dict):
+            continue
+        final = entry.get("final_layer", default_final)
+        for score in EXPLAIN_SCORES:
+            if score in entry:
+                out[f"explain_{_slug_key(method)}_{score}"] = _final_layer_value(entry[score], final)
+    return out
+
+
+def _slug_key(s: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in str(s).lower()).strip("_") or "method"
+
+
+def protocol_key(protocol: dict | None) -> str:
+    blob = json.dumps(protocol or {}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def record_to_row(record: dict, display_path: str, abs_path: Path) -> dict:
+    """Flatten one complete record into a row of scalars (JSON-serialisable, for the cache)."""
+    task = record.get("task")
+    if not isinstance(task, dict) or not task.get("name"):
+        raise ValueError("no task.name")
+    model = record.get("model") or {}
+    if not isinstance(model, dict) or not model.get("name"):
+        raise ValueError("no model.name")
+    run_id = record.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("no run_id")
+    protocol = record.get("protocol") if isinstance(record.get("protocol"), dict) else {}
+    split = record.get("split") if isinstance(record.get("split"), dict) else {}
+    counts = split.get("counts") if isinstance(split.get("counts"), dict) else {}
+    seed = record.get("seed")
+    row: dict = {
+        "run_id": run_id,
+        "task": str(task["name"]),
+        "dataset": str(task.get("dataset") or ""),
+        "task_kind": str(task.get("kind") or "binary"),
+        "classes": json.dumps(task.get("classes") or []),
+        "positive_index": int(task.get("positive_index", 1) if task.get("positive_index") is not None else 1),
+        "study_level": bool(task.get("study_level", False)),
+        "model": str(model["name"]),
+        "model_family": str(model.get("family") or ""),
+        "pretrained": bool(model.get("pretrained", False)),
+        "input_size": _num(model.get("input_size")),
+        "seed": int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None,
+        "protocol_key": protocol_key(protocol),
+        "protocol_json": json.dumps(protocol, sort_keys=True, default=str),
+        "split_sha256": str(split.get("sha256") or ""),
+        "split_method": str(split.get("method") or ""),
+        "n_train": _num(counts.get("train")),
+        "n_val": _num(counts.get("val")),
+        "n_test": _num(counts.get("test")),
+        "best_epoch": _num(_get(record, "best", "epoch")),
+        "created_at": str(record.get("created_at") or ""),
+        "sweep_id": str(_get(record, "sweep", "id") or ""),
+        "tags": ",".join(sorted(str(t) for t in record.get("tags") or [] if isinstance(t, (str, int)))),
+        "path": display_path,
+        "abs_path": str(abs_path),
+        "has_explain": isinstance(record.get("explain"), dict),
+    }
+    for f in PROTOCOL_FIELDS:
+        v = protocol.get(f)
+        row[f"protocol_{f}"] = v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else (None if v is None else str(v))
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    for sp in SPLITS:
+        m = metrics.get(sp)
+        if not isinstance(m, dict):
+            continue
+        for k in sorted(m):
+            v = _num(m[k])
+            if v is not None:
+                row[f"{sp}_{k}"] = v
+        cm = m.get("confusion_matrix")
+        if isinstance(cm, list):
+            row[f"{sp}_confusion_matrix"] = json.dumps(cm)
+    for name, keys in COST_FIELDS.items():
+        v = _get(record, *keys)
+        row[name] = v if isinstance(v, str) else _num(v)
+    row.update(explain_scores(record))
+    plots = _get(record, "files", "plots")
+    row["plots"] = json.dumps({str(k): str(v) for k, v in sorted(plots.items())} if isinstance(plots, dict) else {})
+    return row
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def load_cache(path: Path | None) -> dict:
+    if path is None or not path.is_file():
+        return {"version": CACHE_VERSION, "records": {}, "ci": {}, "pairs": {}}
+    try:
+        cache = json.loads(path.read_text(encoding="utf-8"))
+        if cache.get("version") != CACHE_VERSION:
+            raise ValueError
+    except (ValueError, OSError, AttributeError):
+        return {"version": CACHE_VERSION, "records": {}, "ci": {}, "pairs": {}}
+    for k in ("records", "ci", "pairs"):
+        cache.setdefault(k, {})
+    return cache
+
+
+def save_cache(path: Path, cache: dict) -> None:
+    atomic_write_json(path, cache)
+
+
+def stat_key(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
+
+
+# --------------------------------------------------------------------------- collect
+
+
+def _dedupe_rank(row: dict):
+    # Keep the most finished copy (explain section added), then the newest, then the first path.
+    return (not row.get("has_explain"), _neg_str(row.get("created_at") or ""), row["path"])
+
+
+def _neg_str(s: str) -> tuple:
+    return tuple(-ord(c) for c in s) + (0,)
+
+
+def collect(roots: list[str | os.PathLike], cache: dict | None = None, max_depth: int = 3) -> Collection:
+    """All complete runs under ``roots`` as a DataFrame (one row per run_id, sorted by task,
+    model, seed, run_id). ``cache`` (see :func:`load_cache`) is read and updated in place:
+    rows of records whose (path, mtime_ns, size) did not change are not parsed again."""
+    if not roots:
+        raise BenchError("no run folders given (--runs DIR)")
+    cache = cache if cache is not None else {"records": {}}
+    records_cache = cache.setdefault("records", {})
+    seen: set[str] = set()
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    parsed = cached = 0
+    for shown, run_dir in find_run_dirs(roots, max_depth=max_depth):
+        rec_path = run_dir / RECORD_FILE
+        key = stat_key(rec_path)
+        if key is None:
+            skipped.append({"path": shown, "reason": "incomplete: no record.json"})
+            continue
+        ck = str(rec_path)
+        hit = records_cache.get(ck)
+        if hit and hit.get("key") == key and hit.get("path") == shown:
+            rows.append(hit["row"])
+            seen.add(ck)
+            cached += 1
+            continue
+        try:
+            record = json.loads(rec_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            skipped.append({"path": shown, "reason": f"corrupt record.json: {type(e).__name__} at char {getattr(e, 'pos', '?')}"})
+            continue
+        except OSError as e:
+            skipped.append({"path": shown, "reason": f"unreadable record.json: {e.strerror}"})
+            continue
+        parsed += 1
+        if not isinstance(record, dict):
+            skipped.append({"path": shown, "reason": "corrupt record.json: not an object"})
+            continue
+        if record.get("status") != "complete":
+            skipped.append({"path": shown, "reason": f"incomplete: status={record.get('status')!r}"})
+            continue
+        try:
+            row = record_to_row(record, shown, run_dir)
+        except (ValueError, TypeError) as e:
+            skipped.append({"path": shown, "reason": f"invalid record.json: {e}"})
+            continue
+        records_cache[ck] = {"key": key, "path": shown, "row": row}
+        seen.add(ck)
+        rows.append(row)
+    for ck in [k for k in records_cache if k not in seen]:
+        del records_cache[ck]  # runs that disappeared
+
+    by_id: dict[str, list[dict]] = {}
+    for r in rows:
+        by_id.setdefault(r["run_id"], []).append(r)
+    kept: list[dict] = []
+    duplicates: list[dict] = []
+    for rid in sorted(by_id):
+        cands = sorted(by_id[rid], key=_dedupe_rank)
+        kept.append(cands[0])
+        for other in cands[1:]:
+            duplicates.append({"run_id": rid, "path": other["path"], "kept": cands[0]["path"]})
+    df = pd.DataFrame(kept)
+    if not df.empty:
+        df = df.sort_values(["task", "model", "protocol_key", "seed", "run_id"], na_position="last", kind="stable")
+        df = df.reset_index(drop=True)
+        df = df[sorted(df.columns, key=_column_order)]
+    skipped.sort(key=lambda s: (s["path"], s["reason"]))
+    return Collection(runs=df, skipped=skipped, duplicates=duplicates, parsed=parsed, cached=cached)
+
+
+_FIRST = ["task", "model", "seed", "run_id", "dataset", "task_kind", "protocol_key", "protocol_experiment",
+          "split_sha256"]
+
+
+def _column_order(c: str):
+    if c in _FIRST:
+        return (0, _FIRST.index(c), c)
+    for i, p in enumerate(("protocol_", "test_study_", "test_", "val_", "n_", "explain_")):
+        if c.startswith(p):
+            return (1 + i, 0, c)
+    return (9, 0, c)
+
+
+def load_predictions(row: dict | pd.Series, test_only: bool = True):
+    """The test predictions of a run as a :class:`bench.leaderboard.stats.PredictionSet`.
+
+    Study-level tasks (MURA) read ``predictions_study.csv`` and resample patients; image-level
+    tasks read ``predictions.csv`` and resample the duplicate/patient ``group`` of ``split.csv``
+    when present. Raises BenchError when the files are missing or malformed."""
+    from bench.leaderboard.stats import PredictionSet
+
+    run_dir = Path(row["abs_path"])
+    classes = json.loads(row["classes"]) if row.get("classes") else []
+    study = bool(row.get("study_level"))
+    fname = "predictions_study.csv" if study else "predictions.csv"
+    path = run_dir / fname
+    id_col = "study_id" if study else "image_id"
+    try:
+        df = pd.read_csv(path, dtype={"image_id": str, "study_id": str, "patient_id": str, "split": str})
+    except FileNotFoundError:
+        raise BenchError(f"{path}: missing (needed for confidence intervals)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path}: unreadable CSV ({type(e).__name__})") from None
+    if not study and "split" in df.columns and test_only:
+        df = df[df["split"] == "test"]
+    prob_cols = [f"prob_{c}" for c in classes] if classes and all(f"prob_{c}" in df.columns for c in classes) \
+        else [c for c in df.columns if c.startswith("prob_")]
+    missing = [c for c in (id_col, "label", "pred") if c not in df.columns]
+    if missing or not prob_cols:
+        raise BenchError(f"{path}: missing columns {missing or ['prob_<class>']}")
+    df = df.sort_values(id_col, kind="stable")
+    groups = None
+    if study and "patient_id" in df.columns:
+        groups = df["patient_id"].to_numpy(dtype=object)
+    elif not study:
+        split_path = run_dir / "split.csv"
+        if split_path.is_file():
+            try:
+                sp = pd.read_csv(split_path, dtype={"image_id": str, "group": str, "split": str},
+                                 usecols=lambda c: c in ("image_id", "group"))
+            except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+                sp = None
+            if sp is not None and "group" in sp.columns:
+                g = df[id_col].map(dict(zip(sp["image_id"], sp["group"])))
+                if not g.isna().any():
+                    groups = g.to_numpy(dtype=object)
+    return PredictionSet(ids=df[id_col].to_numpy(dtype=object), label=df["label"].to_numpy(dtype=np.int64),
+                         pred=df["pred"].to_numpy(dtype=np.int64), prob=df[prob_cols].to_numpy(dtype=np.float64),
+                         positive_index=int(row.get("positive_index") or 1), groups=groups)
+
+
+def prediction_key(row: dict | pd.Series) -> list | None:
+    run_dir = Path(row["abs_path"])
+    fname = "predictions_study.csv" if row.get("study_level") else "predictions.csv"
+    k = stat_key(run_dir / fname)
+    s = stat_key(run_dir / "split.csv")
+    return None if k is None else k + (s or [])
