@@ -33,6 +33,10 @@ class SkippedImage(Exception):
         self.reason = reason
 
 
+class TruncatedImageError(BenchError):
+    """A truncated file under policy ``error``."""
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     array: np.ndarray  # float32, H x W, values in [0, 1]
@@ -117,7 +121,7 @@ def _read(path: str | os.PathLike, truncated: str) -> tuple[Image.Image, bool]:
     if truncated == "skip":
         raise SkippedImage(path, "truncated")
     if truncated == "error":
-        raise BenchError(
+        raise TruncatedImageError(
             f"{path}: image file is truncated: set data.truncated=load (decode leniently) "
             f"or data.truncated=skip (leave it out)"
         )

@@ -1,0 +1,217 @@
+"""Decoded-image cache: decode + resize each file once, reuse across epochs, runs and seeds.
+
+Store: ``<cache_dir>/decoded/<root-hash>_s<size>_<policy>/`` holding ``index.json`` and a uint8
+memmap ``images-<token>.u8`` of shape N x S x S. An entry is keyed by the file's absolute path,
+byte size and mtime_ns: a changed file re-decodes alone; a new size or truncated policy is
+another store. ``index.json`` is the commit point (data file first, then the index, both by
+``os.replace``) and updates hold an ``fcntl`` lock, so two processes building at once are safe.
+The cache never lives inside the data root: datasets are read-only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from bench.data.decode import TRUNCATED_POLICIES, SkippedImage, TruncatedImageError, decode_resized_uint8
+from bench.errors import BenchError
+from bench.record import atomic_write_json
+
+INDEX_VERSION = 1
+
+
+@dataclass
+class CacheResult:
+    images: np.ndarray  # uint8 memmap, N_store x S x S (read-only)
+    rows: np.ndarray  # int64 per requested path: row in ``images``, -1 when skipped/unreadable
+    truncated: list[str] = field(default_factory=list)  # paths decoded leniently
+    skipped: list[str] = field(default_factory=list)  # paths left out (policy skip)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+    n_decoded: int = 0  # files decoded by this call (0 when everything was cached)
+    store: Path | None = None
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, truncated: str) -> Path:
+    cache_dir = Path(cache_dir).expanduser().resolve()
+    root = Path(root).expanduser().resolve()
+    if _inside(cache_dir, root):
+        raise BenchError(
+            f"data.cache_dir={cache_dir} is inside the dataset root {root}: datasets are read-only, "
+            f"choose a cache_dir outside it (e.g. paths.cache_dir)"
+        )
+    tag = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return cache_dir / "decoded" / f"{root.name or 'root'}-{tag}_s{int(size)}_{truncated}"
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _read_index(directory: Path, size: int) -> dict:
+    try:
+        index = json.loads((directory / "index.json").read_text(encoding="utf-8"))
+        if index.get("version") != INDEX_VERSION or index.get("size") != size:
+            return {"entries": {}, "data": None, "n": 0}
+        if index.get("data") and not (directory / index["data"]).is_file():
+            return {"entries": {}, "data": None, "n": 0}
+        return index
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {"entries": {}, "data": None, "n": 0}
+
+
+def _open_images(directory: Path, index: dict, size: int) -> np.ndarray:
+    n = int(index.get("n", 0))
+    if n == 0 or not index.get("data"):
+        return np.zeros((0, size, size), dtype=np.uint8)
+    return np.memmap(directory / index["data"], dtype=np.uint8, mode="r", shape=(n, size, size))
+
+
+def _fingerprint(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def _decode_one(args: tuple[str, int, str]) -> tuple[str, np.ndarray | None, bool]:
+    """(status, array, truncated); status is 'ok', 'skipped' or an error message."""
+    path, size, truncated = args
+    try:
+        arr, was_truncated = decode_resized_uint8(path, size, truncated)
+        return "ok", arr, was_truncated
+    except SkippedImage:
+        return "skipped", None, True
+    except TruncatedImageError:
+        raise  # policy "error": stop the whole build
+    except BenchError as exc:
+        return str(exc), None, False
+
+
+def build_cache(
+    paths: list[str],
+    cache_dir: str | os.PathLike,
+    root: str | os.PathLike,
+    size: int,
+    truncated: str = "load",
+    workers: int | None = None,
+) -> CacheResult:
+    """Return cached ``size`` x ``size`` uint8 images for ``paths``, decoding only what changed.
+
+    With policy ``error`` the first truncated file raises; unreadable files are returned in
+    ``unreadable`` for the caller to report (or raise).
+    """
+    if truncated not in TRUNCATED_POLICIES:
+        raise BenchError(f"data.truncated={truncated!r} is not a policy: use one of {', '.join(TRUNCATED_POLICIES)}")
+    size = int(size)
+    directory = store_dir(cache_dir, root, size, truncated)
+    paths = [str(Path(p).resolve()) for p in paths]
+    prints = [_fingerprint(p) for p in paths]
+
+    def lookup(index: dict) -> list[str]:
+        entries = index["entries"]
+        return [p for p, fp in zip(paths, prints) if entries.get(p, {}).get("fp") != fp]
+
+    index = _read_index(directory, size)
+    todo = lookup(index)
+    n_decoded = 0
+    if todo:
+        with _locked(directory):
+            index = _read_index(directory, size)  # another process may have built it meanwhile
+            todo = lookup(index)
+            if todo:
+                index = _update_store(directory, index, todo, size, truncated, workers)
+                n_decoded = len(todo)
+    images = _open_images(directory, index, size)
+    result = CacheResult(images=images, rows=np.full(len(paths), -1, dtype=np.int64), n_decoded=n_decoded, store=directory)
+    for k, p in enumerate(paths):
+        e = index["entries"][p]
+        status = e["status"]
+        if status == "ok":
+            result.rows[k] = e["row"]
+            if e["truncated"]:
+                result.truncated.append(p)
+        elif status == "skipped":
+            result.skipped.append(p)
+        else:
+            result.unreadable.append((p, status))
+    return result
+
+
+def _update_store(directory: Path, index: dict, todo: list[str], size: int, truncated: str, workers: int | None) -> dict:
+    old = _open_images(directory, index, size)
+    # Keep entries whose files are unchanged (other selections of the same root use them too).
+    keep = {}
+    for p, e in index["entries"].items():
+        if p in todo:
+            continue
+        if e.get("fp") == _fingerprint(p):
+            keep[p] = e
+    kept_ok = [(p, e) for p, e in keep.items() if e["status"] == "ok"]
+    workers = workers or min(8, os.cpu_count() or 2)
+    # Decode first into memory per item; the memmap is written once we know how many are ok.
+    with ThreadPoolExecutor(max_workers=workers) as ex:  # Pillow releases the GIL while decoding
+        results = list(ex.map(_decode_one, [(p, size, truncated) for p in todo], chunksize=16))
+    n_new = sum(1 for s, _, _ in results if s == "ok")
+    n = len(kept_ok) + n_new
+    token = secrets.token_hex(6)
+    data_name = f"images-{token}.u8"
+    tmp = directory / f".{data_name}.tmp"
+    entries: dict = {}
+    try:
+        if n:
+            out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(n, size, size))
+            row = 0
+            for p, e in kept_ok:
+                out[row] = old[e["row"]]
+                entries[p] = {**e, "row": row}
+                row += 1
+            for p, (status, arr, was_truncated) in zip(todo, results):
+                if status == "ok":
+                    out[row] = arr
+                    entries[p] = {"fp": _fingerprint(p), "status": "ok", "row": row, "truncated": bool(was_truncated)}
+                    row += 1
+            out.flush()
+            del out
+            os.replace(tmp, directory / data_name)
+        for p, e in keep.items():
+            if e["status"] != "ok":
+                entries[p] = e
+        for p, (status, _, was_truncated) in zip(todo, results):
+            if status != "ok":
+                entries[p] = {"fp": _fingerprint(p), "status": status, "row": -1, "truncated": bool(was_truncated)}
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    new_index = {"version": INDEX_VERSION, "size": size, "truncated": truncated, "n": n,
+                 "data": data_name if n else None, "entries": entries}
+    atomic_write_json(directory / "index.json", new_index)
+    # Old data file: readers that memmapped it keep their mapping after unlink (POSIX).
+    if index.get("data") and index["data"] != new_index["data"]:
+        (directory / index["data"]).unlink(missing_ok=True)
+    return new_index
