@@ -1,0 +1,121 @@
+"""Training throughput of the harness against a bare PyTorch loop (a script, not a test).
+
+Both do the same forward, cross-entropy, backward and Adam step on the same model, batch and
+in-memory data through the same DataLoader; the harness runs our LightningModule under a
+Lightning Trainer. Timing starts after warm-up steps and the two are interleaved (bare, harness,
+bare, ...) so machine noise hits both; the figure is the median ratio of images/s.
+
+    python benchmarks/throughput.py                      # CPU, three backbones
+    python benchmarks/throughput.py --device cuda --models resnet50 --precision bf16-mixed --channels-last
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+import bench  # noqa: F401  (offline defaults)
+from bench.models import create_model
+from bench.training.module import FractureClassifier
+
+
+class _Timer(L.Callback):
+    def __init__(self, warmup: int):
+        self.warmup, self.t0, self.t1, self.images = warmup, None, None, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx >= self.warmup:
+            self.images += batch[0].shape[0]
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.t1 = time.perf_counter()
+
+
+def _loader(n, size, batch, num_classes=2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, size, size, generator=g)
+    y = torch.randint(0, num_classes, (n,), generator=g)
+    return DataLoader(TensorDataset(x, y, torch.arange(n)), batch_size=batch, shuffle=False, drop_last=True)
+
+
+def bare_loop(model, loader, device, warmup, precision, channels_last):
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    t0, images = None, 0
+    for i, (x, y, _) in enumerate(loader):
+        if i == warmup:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            images += x.shape[0]
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return images / (time.perf_counter() - t0)
+
+
+def harness(model, loader, device, warmup, precision, channels_last):
+    module = FractureClassifier(model, ["a", "b"], 1, {"name": "adam", "lr": 1e-3}, channels_last=channels_last)
+    timer = _Timer(warmup)
+    trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
+                        precision=precision, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer])
+    trainer.fit(module, train_dataloaders=loader)
+    return timer.images / (timer.t1 - timer.t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="resnet18,mobilenetv2,yolov8n_cls")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=12, help="timed steps per measurement")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", default="32-true")
+    ap.add_argument("--channels-last", action="store_true")
+    args = ap.parse_args()
+    n = args.batch * (args.steps + args.warmup)
+    print(f"device={args.device} size={args.size} batch={args.batch} steps={args.steps} precision={args.precision} "
+          f"channels_last={args.channels_last} threads={torch.get_num_threads()}")
+    print(f"{'model':<16}{'bare img/s':>12}{'harness img/s':>15}{'ratio':>8}  (median of {args.repeats}, interleaved)")
+    for name in args.models.split(","):
+        loader = _loader(n, args.size, args.batch)
+        bare, harn, ratios = [], [], []
+        for r in range(args.repeats):
+            torch.manual_seed(r)
+            model = create_model(name, num_classes=2)
+            if args.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            b = bare_loop(model, loader, args.device, args.warmup, args.precision, args.channels_last)
+            model.load_state_dict(state)
+            h = harness(model, loader, args.device, args.warmup, args.precision, args.channels_last)
+            bare.append(b), harn.append(h), ratios.append(h / b)
+        print(f"{name:<16}{statistics.median(bare):>12.1f}{statistics.median(harn):>15.1f}{statistics.median(ratios):>8.3f}")
+
+
+if __name__ == "__main__":
+    main()
