@@ -1,0 +1,273 @@
+"""FractureDataModule: FracAtlas or MURA -> cached uint8 images -> split -> balance -> loaders.
+
+Per step the loader only indexes an in-memory uint8 array and runs the v2 transform: decoding
+happens once, in the cache (``bench/data/cache.py``), shared by every epoch, run and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from bench.data import balance as balance_mod
+from bench.data import splits as splits_mod
+from bench.data.cache import build_cache
+from bench.data.fracatlas import duplicate_groups, load_fracatlas
+from bench.data.mura import load_mura
+from bench.data.report import build_report
+from bench.data.transforms import eval_transform, train_transform
+from bench.errors import BenchError
+
+DEFAULT_SPLIT = {"method": "ratio", "ratios": [0.72, 0.18, 0.10], "n_folds": 5, "fold": 0, "val_fraction": 0.1}
+DEFAULT_BALANCE = {"policy": "none", "per_class": None, "class_weight": False}
+TASKS = {"fracatlas": ("binary", "region"), "mura": ("abnormal", "binary")}
+
+
+def _plain(obj: Any) -> Any:
+    """DictConfig/ListConfig -> dict/list without importing omegaconf here."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "ListConfig":
+        return [_plain(v) for v in obj]
+    return obj
+
+
+class CachedImageDataset(Dataset):
+    """Item ``i`` -> (transform(image), label, table row) for ``rows[i]``; images stay uint8."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray, transform):
+        self.images = images
+        self.labels = labels
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        r = int(self.rows[i])
+        x = torch.from_numpy(self.images[r]).unsqueeze(0)
+        return self.transform(x), int(self.labels[r]), r
+
+
+def generate_fixture(dataset: str, root: Path, seed: int = 0) -> None:
+    """Write a tiny fixture at ``root`` atomically (temp folder + rename), for the quickstart."""
+    from bench.data import fixtures
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        if dataset == "fracatlas":
+            fixtures.make_fracatlas(tmp / "data", n=200, seed=seed, bad_files=True)
+        else:
+            fixtures.make_mura(tmp / "data", n_patients=60, seed=seed, bad_files=True)
+        try:
+            os.rename(tmp / "data", root)
+        except OSError:
+            if not root.exists():  # another process won the race otherwise
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class FractureDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        dataset: str = "fracatlas",
+        root: str | os.PathLike = "data/fracatlas",
+        task: str = "binary",
+        label_source: str = "folder",
+        body_part: str = "XR_HAND",
+        split: Mapping | None = None,
+        split_file: str | os.PathLike | None = None,
+        balance: Mapping | None = None,
+        augment: str = "none",
+        image_size: int = 224,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | os.PathLike = ".cache/fracture-bench",
+        truncated: str = "load",
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        generate_if_missing: bool = False,
+        limit_per_class: int | None = None,
+        name: str | None = None,  # the task name of the config (run ids); not used here
+        decode_workers: int | None = None,
+    ):
+        super().__init__()
+        if dataset not in TASKS:
+            raise BenchError(f"data.dataset={dataset!r}: use fracatlas or mura")
+        if task not in TASKS[dataset]:
+            raise BenchError(f"data.task={task!r} is not a {dataset} task: use {' or '.join(TASKS[dataset])}")
+        self.dataset = dataset
+        self.root = Path(os.path.expanduser(str(root)))
+        self.task = task
+        self.label_source = label_source
+        self.body_part = body_part
+        self.split_cfg = {**DEFAULT_SPLIT, **({"method": "official"} if dataset == "mura" else {}), **_plain(split or {})}
+        self.split_file = split_file
+        self.balance_cfg = {**DEFAULT_BALANCE, **_plain(balance or {})}
+        self.augment = augment
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.cache_dir = Path(os.path.expanduser(str(cache_dir)))
+        self.truncated = truncated
+        self.mean = [float(v) for v in _plain(mean)]
+        self.std = [float(v) for v in _plain(std)]
+        self.generate_if_missing = bool(generate_if_missing)
+        self.limit_per_class = None if limit_per_class in (None, "", 0) else int(limit_per_class)
+        self.name = name
+        self.decode_workers = decode_workers
+        self._ready = False
+        # Fail early on a bad preset (cheap), before any decoding.
+        train_transform(self.augment, self.mean, self.std)
+
+    # ------------------------------------------------------------------ setup
+    def prepare_data(self) -> None:
+        if self.generate_if_missing and not self.root.exists():
+            generate_fixture(self.dataset, self.root, seed=0)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:  # Lightning calls setup once per stage
+            return
+        self.prepare_data()
+        if not self.root.exists():
+            raise BenchError(
+                f"data.root={self.root} does not exist: point it at the dataset "
+                f"(or use data=tiny_fracatlas, which generates a fixture)"
+            )
+        if self.dataset == "fracatlas":
+            table, info = load_fracatlas(self.root, task=self.task, label_source=self.label_source)
+            table["group"], dups = duplicate_groups(table)
+        else:
+            table, info = load_mura(self.root, body_part=self.body_part)
+            table["group"] = table["patient_id"].astype(object)
+            dups = []
+        self.classes = list(info["classes"])
+        self.num_classes = len(self.classes)
+        self.positive_index = info["positive_index"] if self.num_classes == 2 else None
+        self.study_level = self.dataset == "mura"
+
+        n_before = len(table)
+        if self.limit_per_class:
+            # Deterministic and seed-independent: every seed of a smoke sweep sees the same images.
+            key = table["image_id"].map(lambda s: hashlib.sha1(s.encode()).hexdigest())
+            order = table.assign(_k=key).sort_values(["label", "_k"], kind="stable")
+            keep = order.groupby("label", sort=False).head(self.limit_per_class).index
+            table = table.loc[sorted(keep)].reset_index(drop=True)
+        excluded_by_limit = n_before - len(table)
+
+        cache = build_cache(table["path"].tolist(), self.cache_dir, self.root, self.image_size,
+                            self.truncated, workers=self.decode_workers)
+        id_of = dict(zip((str(Path(p).resolve()) for p in table["path"]), table["image_id"]))
+        unreadable = [{"image_id": id_of.get(p, p), "error": msg} for p, msg in cache.unreadable]
+        if unreadable and self.truncated == "error":
+            raise BenchError(unreadable[0]["error"])
+        usable = cache.rows >= 0
+        truncated_paths = set(cache.truncated)
+        table["truncated"] = [str(Path(p).resolve()) in truncated_paths for p in table["path"]]
+        cache_rows = cache.rows[usable]
+        table = table.loc[usable].reset_index(drop=True)
+        if table.empty:
+            raise BenchError(f"{self.root}: no readable images left (see unreadable/skipped files): check the dataset")
+
+        if self.split_file:
+            table = splits_mod.read_split(self.split_file, table)
+        else:
+            s = self.split_cfg
+            table["split"] = splits_mod.make_split(table, method=s["method"], ratios=s.get("ratios"),
+                                                   n_folds=s.get("n_folds", 5), fold=s.get("fold", 0),
+                                                   val_fraction=s.get("val_fraction", 0.1), seed=self.seed)
+        leakage = splits_mod.check_leakage(table)
+        if not leakage["ok"]:
+            bad = leakage.get("groups_across_splits") or leakage.get("patients_across_splits")
+            raise BenchError(
+                f"{self.split_file or 'split'}: group {bad[0]} (duplicate images or one patient) is in two splits: "
+                f"regenerate the split file so every group is on one side"
+            )
+        for s in ("train", "val", "test"):
+            if not (table["split"] == s).any():
+                raise BenchError(f"split {s!r} is empty ({len(table)} images): use more images or other split ratios")
+
+        cols = ["image_id", "path", "label", "split", "group"]
+        extra = ["study_id", "patient_id", "official_split"] if self.dataset == "mura" else ["region", "boxes", "fractured_folder", "fractured_csv"]
+        self.table = table[cols + extra + ["truncated"]].copy()
+        self.split_hash = splits_mod.split_hash(self.table)
+
+        # Cached images in RAM, in table order (row r of the table is image r).
+        self._images = np.ascontiguousarray(cache.images[cache_rows])
+        self._labels = self.table["label"].to_numpy(dtype=np.int64)
+        train_rows = np.flatnonzero(self.table["split"].to_numpy() == "train")
+        b = self.balance_cfg
+        pos, self.class_weights = balance_mod.balance_indices(
+            self._labels[train_rows], self.num_classes, policy=b["policy"], per_class=b.get("per_class"),
+            class_weight=bool(b.get("class_weight", False)), seed=self.seed,
+        )
+        self.train_rows = train_rows[pos]
+
+        id_by_path = lambda paths: [id_of.get(p, p) for p in paths]  # noqa: E731
+        self.report = build_report(
+            self.table, self.classes, info,
+            truncated=id_by_path(cache.truncated), skipped=id_by_path(cache.skipped), unreadable=unreadable,
+            duplicate_groups=dups, leakage=leakage, excluded_by_limit=excluded_by_limit,
+            truncated_policy=self.truncated,
+        )
+        self.report["split"] = {**self.split_cfg, "file": str(self.split_file) if self.split_file else None,
+                                "sha256": self.split_hash}
+        self.report["balance"] = {**self.balance_cfg, "train_rows": int(len(self.train_rows)),
+                                  "train_per_class": {c: int((self._labels[self.train_rows] == i).sum())
+                                                      for i, c in enumerate(self.classes)},
+                                  "class_weights": None if self.class_weights is None else self.class_weights.tolist()}
+        self.report["cache"] = {"store": str(cache.store), "decoded_now": int(cache.n_decoded), "image_size": self.image_size}
+        self._train_tf = train_transform(self.augment, self.mean, self.std)
+        self._eval_tf = eval_transform(self.mean, self.std)
+        self._ready = True
+
+    # ------------------------------------------------------------------ loaders
+    def _check_ready(self) -> None:
+        if not self._ready:
+            raise RuntimeError("call setup() first")
+
+    def dataset_for(self, split: str) -> CachedImageDataset:
+        self._check_ready()
+        if split == "train":
+            return CachedImageDataset(self._images, self._labels, self.train_rows, self._train_tf)
+        if split not in ("val", "test"):
+            raise BenchError(f"split {split!r}: use train, val or test")
+        rows = np.flatnonzero(self.table["split"].to_numpy() == split)
+        return CachedImageDataset(self._images, self._labels, rows, self._eval_tf)
+
+    def dataloader(self, split: str, shuffle: bool | None = None, batch_size: int | None = None) -> DataLoader:
+        ds = self.dataset_for(split)
+        shuffle = (split == "train") if shuffle is None else shuffle
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(ds, batch_size=batch_size or self.batch_size, shuffle=shuffle,
+                          generator=gen if shuffle else None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    def write_split(self, path: str | os.PathLike) -> Path:
+        self._check_ready()
+        return splits_mod.write_split(self.table, path)
