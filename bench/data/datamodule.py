@@ -104,6 +104,9 @@ class FractureDataModule(L.LightningDataModule):
         generate_if_missing: bool = False,
         limit_per_class: int | None = None,
         name: str | None = None,  # the task name of the config (run ids); not used here
+        split_seed: int | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool | None = None,
         decode_workers: int | None = None,
     ):
         super().__init__()
@@ -124,6 +127,10 @@ class FractureDataModule(L.LightningDataModule):
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
+        # The split has its own seed: seeds 0,1,2 of a sweep then train on the SAME test images.
+        self.split_seed = self.seed if split_seed is None else int(split_seed)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = (self.num_workers > 0) if persistent_workers is None else bool(persistent_workers) and self.num_workers > 0
         self.cache_dir = Path(os.path.expanduser(str(cache_dir)))
         self.truncated = truncated
         self.mean = [float(v) for v in _plain(mean)]
@@ -191,7 +198,7 @@ class FractureDataModule(L.LightningDataModule):
             s = self.split_cfg
             table["split"] = splits_mod.make_split(table, method=s["method"], ratios=s.get("ratios"),
                                                    n_folds=s.get("n_folds", 5), fold=s.get("fold", 0),
-                                                   val_fraction=s.get("val_fraction", 0.1), seed=self.seed)
+                                                   val_fraction=s.get("val_fraction", 0.1), seed=self.split_seed)
         leakage = splits_mod.check_leakage(table)
         if not leakage["ok"]:
             bad = leakage.get("groups_across_splits") or leakage.get("patients_across_splits")
@@ -226,7 +233,7 @@ class FractureDataModule(L.LightningDataModule):
             duplicate_groups=dups, leakage=leakage, excluded_by_limit=excluded_by_limit,
             truncated_policy=self.truncated,
         )
-        self.report["split"] = {**self.split_cfg, "file": str(self.split_file) if self.split_file else None,
+        self.report["split"] = {**self.split_cfg, "seed": self.split_seed, "file": str(self.split_file) if self.split_file else None,
                                 "sha256": self.split_hash}
         self.report["balance"] = {**self.balance_cfg, "train_rows": int(len(self.train_rows)),
                                   "train_per_class": {c: int((self._labels[self.train_rows] == i).sum())
@@ -257,7 +264,7 @@ class FractureDataModule(L.LightningDataModule):
         gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(ds, batch_size=batch_size or self.batch_size, shuffle=shuffle,
                           generator=gen if shuffle else None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, drop_last=False)
+                          persistent_workers=self.persistent_workers, pin_memory=self.pin_memory, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

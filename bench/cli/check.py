@@ -1,0 +1,103 @@
+"""bench-check: validate a dataset root without training and print the data report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+
+def _ratios(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace("/", ",").split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--split-ratios {text!r}: give numbers like 0.72,0.18,0.10") from None
+
+
+def _print_report(report: dict, console) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{report['dataset']}[/bold] {report['root']}  task={report['task']}  "
+                  f"label_source={report['label_source']}  images={report['n_images']}")
+    classes = report["classes"]
+    t = Table(title="split x class")
+    t.add_column("split")
+    for c in classes:
+        t.add_column(c, justify="right")
+    t.add_column("total", justify="right")
+    for s, row in report.get("per_split", {}).items():
+        t.add_row(s, *[str(row[c]) for c in classes], str(row["total"]))
+    t.add_row("all", *[str(report["per_class"][c]) for c in classes], str(report["n_images"]), style="bold")
+    console.print(t)
+    if "per_region" in report:
+        r = Table(title="region x fracture (folder labels)" if report["label_source"] == "folder" else "region x fracture (csv labels)")
+        for col in ("region", "non_fractured", "fractured"):
+            r.add_column(col, justify="right" if col != "region" else "left")
+        for region, row in report["per_region"].items():
+            r.add_row(region, str(row["non_fractured"]), str(row["fractured"]))
+        console.print(r)
+    if "n_studies" in report:
+        console.print(f"studies: {report['n_studies']}  patients: {report['n_patients']}")
+
+    def listing(title: str, items: list) -> None:
+        shown = ", ".join(str(i) for i in items[:10]) + (f" ... (+{len(items) - 10})" if len(items) > 10 else "")
+        console.print(f"{title}: {len(items)}" + (f"  [dim]{shown}[/dim]" if items else ""))
+
+    listing(f"truncated files (policy {report['truncated_policy']})", report["truncated"])
+    listing("skipped files", report["skipped"])
+    listing("unreadable files", [u["image_id"] for u in report["unreadable"]])
+    listing("label conflicts (folder vs csv)", [c.get("image_id") or c.get("study_id") for c in report["label_conflicts"]])
+    groups = report["duplicate_groups"]
+    console.print(f"duplicate groups: {len(groups)} ({sum(len(g) for g in groups)} files)")
+    for g in groups[:12]:
+        console.print(f"  [dim]{', '.join(g)}[/dim]")
+    leak = report.get("leakage", {})
+    console.print("leakage across splits: " + ("[green]none[/green]" if leak.get("ok") else f"[red]{leak}[/red]"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench-check", description="Validate a dataset root (no training) and print the data report.")
+    p.add_argument("dataset", choices=["fracatlas", "mura"])
+    p.add_argument("--root", required=True)
+    p.add_argument("--task", default=None, help="fracatlas: binary|region (default binary); mura: abnormal")
+    p.add_argument("--label-source", default="folder", choices=["folder", "csv"])
+    p.add_argument("--body-part", default="XR_HAND")
+    p.add_argument("--split-method", default=None, choices=["ratio", "kfold", "official"])
+    p.add_argument("--split-ratios", type=_ratios, default=None, help="e.g. 0.72,0.18,0.10 or 0.7,0.3")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncated", default="load", choices=["load", "skip", "error"])
+    p.add_argument("--image-size", type=int, default=224, help="decode size of the cache (default 224)")
+    p.add_argument("--cache-dir", default=None, help="decoded-image cache (default: a temporary folder)")
+    p.add_argument("--json", default=None, help="also write the report as JSON here")
+    args = p.parse_args(argv)
+
+    from rich.console import Console
+
+    from bench.data import FractureDataModule
+    from bench.errors import BenchError
+    from bench.record import atomic_write_json
+
+    split = {}
+    if args.split_method:
+        split["method"] = args.split_method
+    if args.split_ratios:
+        split["ratios"] = args.split_ratios
+    task = args.task or ("binary" if args.dataset == "fracatlas" else "abnormal")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
+            dm = FractureDataModule(dataset=args.dataset, root=args.root, task=task, label_source=args.label_source,
+                                    body_part=args.body_part, split=split, seed=args.seed, truncated=args.truncated,
+                                    image_size=args.image_size, cache_dir=args.cache_dir or tmp)
+            dm.setup()
+        report = dm.report
+        if args.json:
+            atomic_write_json(args.json, report)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print_report(report, Console())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
