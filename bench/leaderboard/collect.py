@@ -210,8 +210,27 @@ def record_to_row(record: dict, display_path: str, abs_path: Path) -> dict:
         row[name] = v if isinstance(v, str) else _num(v)
     row.update(explain_scores(record))
     plots = _get(record, "files", "plots")
+    row["heatmap_files"] = json.dumps(_heatmap_files(abs_path))
     row["plots"] = json.dumps({str(k): str(v) for k, v in sorted(plots.items())} if isinstance(plots, dict) else {})
     return row
+
+
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".svg", ".webp", ".gif")
+MAX_HEATMAPS = 200
+
+
+def _heatmap_files(run_dir: Path) -> list[str]:
+    """Images under ``explain/`` (relative paths, sorted, at most MAX_HEATMAPS)."""
+    root = run_dir / "explain"
+    if not root.is_dir():
+        return []
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for f in sorted(filenames):
+            if f.lower().endswith(IMAGE_EXT):
+                found.append(str((Path(dirpath) / f).relative_to(run_dir)).replace(os.sep, "/"))
+    return sorted(found)[:MAX_HEATMAPS]
 
 
 # --------------------------------------------------------------------------- cache

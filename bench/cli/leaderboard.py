@@ -1,0 +1,51 @@
+"""``bench-leaderboard``: render leaderboards (Markdown, CSV, static site) from run records."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.errors import BenchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench-leaderboard", description=(
+        "Collect complete run records and write per-task Markdown/CSV tables and a static HTML site. "
+        "Incomplete, corrupt and duplicate runs are skipped and listed."))
+    p.add_argument("--runs", action="append", required=True, metavar="DIR",
+                   help="a bench_runs/ folder, or a folder holding several (repeatable)")
+    p.add_argument("--out", default="leaderboards", metavar="DIR", help="output folder (default: leaderboards)")
+    p.add_argument("--n-resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    p.add_argument("--ci-scope", choices=("all", "reference", "none"), default="all",
+                   help="bootstrap CIs for all runs (default), only each row's reference run, or none")
+    p.add_argument("--primary", action="append", default=[], metavar="KIND=METRIC",
+                   help="ranking metric per task kind, e.g. multiclass=accuracy (default binary=auroc, multiclass=f1)")
+    p.add_argument("--no-site", action="store_true", help="write only Markdown/CSV, not the HTML site")
+    p.add_argument("--no-cache", action="store_true", help="ignore and do not write the incremental cache")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from bench.leaderboard import render_leaderboard
+
+        primary = {}
+        for item in args.primary:
+            kind, sep, metric = item.partition("=")
+            if not sep:
+                raise BenchError(f"--primary {item}: expected KIND=METRIC, e.g. multiclass=accuracy")
+            primary[kind.strip()] = metric.strip()
+        result = render_leaderboard(args.runs, args.out, n_resamples=args.n_resamples, seed=args.seed,
+                                    site=not args.no_site, ci_scope=args.ci_scope, primary=primary,
+                                    use_cache=not args.no_cache)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
