@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from bench.errors import BenchError
+from bench.sweep.plugins import ensure_plugins
 
 log = logging.getLogger("bench.train")
+ensure_plugins()  # before Hydra scans plugins: our sweepers/launcher, the bench_direction resolver
 
 
 def _is_multirun() -> bool:
@@ -20,12 +23,19 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+# Absolute: as a console script the app is the module bench.cli.train, and Hydra would read a
+# relative "../../conf" as the (missing) package `conf`.
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _main(cfg: DictConfig) -> float:
+    from bench.sweep.summary import note_run
     from bench.training.run import run
 
     try:
         summary = run(cfg)
+        note_run(summary)  # the sweep summary reports finished / resumed / skipped
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if _is_multirun():
@@ -36,7 +46,15 @@ def _main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    from bench.sweep import summary
+
     _main()
+    done = summary.last_summary
+    if done is not None and done["counts"]["failed"]:
+        # After the whole sweep and its summary: the other jobs' results are all kept.
+        print(f"error: {done['counts']['failed']} of {done['n_jobs']} jobs failed; "
+              f"see {done['sweep_dir']}/sweep_summary.json", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
