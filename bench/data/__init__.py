@@ -1,12 +1,33 @@
-"""Data stage: FracAtlas / MURA loading, decoding, cache, splits, balancing, augmentation, report."""
+"""Data stage: FracAtlas / MURA loading, decoding, cache, splits, balancing, augmentation, report.
 
-from bench.data.datamodule import FractureDataModule
-from bench.data.decode import DecodedImage, SkippedImage, decode_image, decode_resized_uint8
-from bench.data.fracatlas import load_fracatlas
-from bench.data.mura import load_mura
-from bench.data.splits import check_leakage, make_split, read_split, split_hash, write_split
+Names are imported lazily so that ``bench.data.cache`` or ``bench-data`` do not pay for importing
+torch and Lightning (the datamodule does).
+"""
 
-__all__ = [
-    "FractureDataModule", "DecodedImage", "SkippedImage", "decode_image", "decode_resized_uint8",
-    "load_fracatlas", "load_mura", "make_split", "read_split", "write_split", "split_hash", "check_leakage",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "FractureDataModule": "bench.data.datamodule",
+    "DecodedImage": "bench.data.decode",
+    "SkippedImage": "bench.data.decode",
+    "decode_image": "bench.data.decode",
+    "decode_resized_uint8": "bench.data.decode",
+    "load_fracatlas": "bench.data.fracatlas",
+    "load_mura": "bench.data.mura",
+    "build_cache": "bench.data.cache",
+    "balance_indices": "bench.data.balance",
+    "make_split": "bench.data.splits",
+    "read_split": "bench.data.splits",
+    "write_split": "bench.data.splits",
+    "split_hash": "bench.data.splits",
+    "check_leakage": "bench.data.splits",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'bench.data' has no attribute {name!r}")
