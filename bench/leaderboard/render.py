@@ -125,9 +125,9 @@ def _mark(row) -> str:
     if row.get("is_best"):
         return "★"
     vs = str(row.get("vs_best") or "")
-    if vs.startswith("≈"):
+    if vs == "not significantly different":
         return "≈"
-    if vs.startswith("worse"):
+    if vs == "significantly worse":
         return "↓"
     return "n/c" if vs.startswith("not comparable") else ""
 
@@ -195,7 +195,7 @@ def task_markdown(t: TaskTable, runs_df: pd.DataFrame) -> str:
             ("as published (see note above)" + (f"; {_md(r['note'])}" if r.get("note") else "")) if is_lit else _md(f"{r.get('protocol_experiment') or ''} ({r['protocol_key']})"),
             "" if is_lit else str(int(r["n_seeds"])),
             _mean_std(r.get(f"{prim}_mean"), r.get(f"{prim}_std")),
-            "" if is_lit else _ci(_ref_value(t, r, t.primary), r.get(f"ref_ci_{t.primary}_low"),
+            "" if is_lit else _ci(r.get(f"ref_ci_{t.primary}_value"), r.get(f"ref_ci_{t.primary}_low"),
                                   r.get(f"ref_ci_{t.primary}_high")),
             "" if is_lit else _md(r.get("vs_best")),
             "" if is_lit else _f(r.get("p_vs_best"), 4),
@@ -204,10 +204,6 @@ def task_markdown(t: TaskTable, runs_df: pd.DataFrame) -> str:
         cells += [_f(r["params_mean"] / 1e6, 2) if _isnum(r.get("params_mean")) else "—", _f(r.get("gmacs_mean"), 2)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _ref_value(t: TaskTable, r: dict, m: str):
-    return r.get(f"ref_{m}_value")
 
 
 def _protocol_text(protocol_json: str) -> str:
@@ -255,49 +251,47 @@ def _index_table(t: TaskTable, run_pages: dict[str, str]) -> dict:
     others = _other_metrics(t)
     ex = _explain_cols(t)
     cols = [("rank", "Rank", "num"), ("model", "Model", "text"), ("source", "Source", "text"),
-            ("protocol", "Protocol", "text"), ("seeds", "Seeds", "num"),
             ("primary", f"{_metric_label(t.primary, t.kind)} mean ± std", "num"),
-            ("ci", "95% CI (ref. run)", "num"), ("mark", "vs best", "text"), ("p", f"p ({t.test_name})", "num")]
+            ("ci", "95% CI (ref. run)", "num"), ("mark", "vs best", "text"), ("p", f"p ({t.test_name})", "num"),
+            ("seeds", "Seeds", "num")]
     cols += [(m, _metric_label(m, t.kind), "num") for m in others]
     cols += [(c, COST_LABEL[c], "num") for c in COST_COLS if f"{c}_mean" in t.rows.columns]
     cols += [(c, c.replace("explain_", "").replace("_", " "), "num") for c in ex]
+    cols += [("protocol", "Protocol", "text")]
     rows = []
     for r in t.rows.to_dict("records"):
         r = {k: _clean(v) for k, v in r.items()}
         is_lit = r["source"] != "this benchmark"
-        if is_lit:
-            links = None
-        else:
-            links = [{"href": run_pages[rid], "text": f"s{seed}"}
-                     for rid, seed in _runs_with_seeds(r, t) if rid in run_pages]
-        cells = [
-            _cell("" if is_lit or r.get("rank") is None else int(r["rank"]), _v(r.get("rank")), True),
-            _cell(r["model"], links=links),
-            _cell("reported elsewhere" if is_lit else "", badge=None if not is_lit else None,
-                  title=r.get("citation")),
-            _cell((r.get("protocol_text") + (f" ({r['note']})" if r.get("note") else "")) if is_lit
-                  else (r.get("protocol_experiment") or ""),
-                  title=None if is_lit else f"protocol key {r['protocol_key']}"),
-            _cell("" if is_lit else int(r["n_seeds"]), None if is_lit else _v(float(r["n_seeds"])), True,
-                  title=None if is_lit else f"seeds {r['seeds']}"),
-            _cell(_mean_std(r.get(f"{prim}_mean"), r.get(f"{prim}_std")), _v(r.get(f"{prim}_mean")), True),
-            _cell("" if is_lit else _ci(r.get(f"ref_{t.primary}_value"), r.get(f"ref_ci_{t.primary}_low"),
-                                        r.get(f"ref_ci_{t.primary}_high")),
-                  None if is_lit else _v(r.get(f"ref_{t.primary}_value")), True,
-                  title=None if is_lit else f"reference run {r.get('ref_run_id')}"),
-            _cell("" if is_lit else f"{_mark(r)} {r.get('vs_best') or ''}".strip(), title=r.get("pair_runs") or None),
-            _cell("" if is_lit else _f(r.get("p_vs_best"), 4), _v(r.get("p_vs_best")), True),
-        ]
-        cells += [_cell(_mean_std(r.get(f"{t.metric_split}_{m}_mean"), r.get(f"{t.metric_split}_{m}_std")),
-                        _v(r.get(f"{t.metric_split}_{m}_mean")), True) for m in others]
-        for c in COST_COLS:
-            if f"{c}_mean" in t.rows.columns:
-                val = r.get(f"{c}_mean")
-                shown = val / 1e6 if (c == "params" and _isnum(val)) else val
-                cells.append(_cell(_f(shown, 2), _v(val), True))
-        cells += [_cell(_f(r.get(f"{c}_mean")), _v(r.get(f"{c}_mean")), True) for c in ex]
-        # the source column carries the visible badge
-        cells[2] = _cell("", badge=r["source"], title=r.get("citation"))
+        links = None if is_lit else [{"href": run_pages[rid], "text": f"s{seed}"}
+                                     for rid, seed in _runs_with_seeds(r, t) if rid in run_pages]
+        c: dict[str, dict] = {
+            "rank": _cell("" if is_lit or r.get("rank") is None else int(r["rank"]), _v(r.get("rank")), True),
+            "model": _cell(r["model"], links=links),
+            "source": _cell("", badge=r["source"], title=r.get("citation")),
+            "primary": _cell(_mean_std(r.get(f"{prim}_mean"), r.get(f"{prim}_std")), _v(r.get(f"{prim}_mean")), True),
+            "ci": _cell("" if is_lit else _ci(r.get(f"ref_ci_{t.primary}_value"), r.get(f"ref_ci_{t.primary}_low"),
+                                              r.get(f"ref_ci_{t.primary}_high")),
+                        None if is_lit else _v(r.get(f"ref_ci_{t.primary}_value")), True,
+                        title=None if is_lit else f"reference run {r.get('ref_run_id')}"),
+            "mark": _cell("" if is_lit else f"{_mark(r)} {r.get('vs_best') or ''}".strip(),
+                          title=r.get("pair_runs") or None),
+            "p": _cell("" if is_lit else _f(r.get("p_vs_best"), 4), _v(r.get("p_vs_best")), True),
+            "seeds": _cell("" if is_lit else int(r["n_seeds"]), None if is_lit else _v(float(r["n_seeds"])), True,
+                           title=None if is_lit else f"seeds {r['seeds']}"),
+            "protocol": _cell(("as published (below)" + (f"; {r['note']}" if r.get("note") else "")) if is_lit
+                              else f"{r.get('protocol_experiment') or ''} ({r['protocol_key']})",
+                              title=r.get("protocol_text") if is_lit else None),
+        }
+        for m in others:
+            c[m] = _cell(_mean_std(r.get(f"{t.metric_split}_{m}_mean"), r.get(f"{t.metric_split}_{m}_std")),
+                         _v(r.get(f"{t.metric_split}_{m}_mean")), True)
+        for k in COST_COLS:
+            if f"{k}_mean" in t.rows.columns:
+                val = r.get(f"{k}_mean")
+                c[k] = _cell(_f(val / 1e6 if (k == "params" and _isnum(val)) else val, 2), _v(val), True)
+        for k in ex:
+            c[k] = _cell(_f(r.get(f"{k}_mean")), _v(r.get(f"{k}_mean")), True)
+        cells = [c[k] for k, _, _ in cols]
         cls = "lit" if is_lit else ("best" if r.get("is_best") else "")
         rows.append({"cls": cls, "model": r["model"], "cells": cells})
     lit = t.rows[t.rows["source"] != "this benchmark"]
@@ -483,13 +477,6 @@ def render_leaderboard(runs_dirs, out_dir="leaderboards", *, n_resamples: int = 
                                           ci_scope=ci_scope, primary=primary)
     tm["stats_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    # reference-run values for the CI column
-    for t in tables.values():
-        ref = t.runs.set_index("run_id")
-        for m in DISPLAY_METRICS:
-            col = f"{t.metric_split}_{m}"
-            if col in ref.columns:
-                t.rows[f"ref_{m}_value"] = t.rows["ref_run_id"].map(ref[col]) if "ref_run_id" in t.rows else None
     w = _Writer(out)
     runs_all = []
     for name, t in tables.items():

@@ -189,15 +189,17 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
             ci = st.ci(by_id[rid], kind) if want else None
             flat = {"run_id": rid}
             for m, v in (ci or {}).items():
-                flat.update({f"ci_{m}_low": v["low"], f"ci_{m}_high": v["high"], f"ci_{m}_method": v["method"]})
+                flat.update({f"ci_{m}_value": v["value"], f"ci_{m}_low": v["low"], f"ci_{m}_high": v["high"],
+                             f"ci_{m}_method": v["method"]})
                 flat["ci_n_units"] = v["n"]
             ci_rows.append(flat)
         ci_df = pd.DataFrame(ci_rows)
         tr = tr.merge(ci_df, on="run_id", how="left")
         for m in DISPLAY_METRICS:
             if f"ci_{m}_low" in tr.columns:
-                ref = tr.set_index("run_id")[[f"ci_{m}_low", f"ci_{m}_high"]]
-                agg = agg.merge(ref.rename(columns={f"ci_{m}_low": f"ref_ci_{m}_low", f"ci_{m}_high": f"ref_ci_{m}_high"}),
+                cols = [f"ci_{m}_value", f"ci_{m}_low", f"ci_{m}_high"]
+                ref = tr.set_index("run_id")[cols]
+                agg = agg.merge(ref.rename(columns={c: f"ref_{c}" for c in cols}),
                                 left_on="ref_run_id", right_index=True, how="left")
 
         # paired test against the best row
@@ -235,8 +237,8 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
                 agg.loc[i, "p_mcnemar"] = res["mcnemar"]["p"]
                 p = res["delong"]["p"] if kind == "binary" else res["mcnemar"]["p"]
                 agg.loc[i, "p_vs_best"] = p
-                agg.loc[i, "vs_best"] = "≈ best (n.s.)" if p >= alpha else "worse (p < %.2g)" % alpha
-        agg["not_sig_worse"] = agg["vs_best"].str.startswith("≈") | agg["is_best"]
+                agg.loc[i, "vs_best"] = "not significantly different" if p >= alpha else "significantly worse"
+        agg["not_sig_worse"] = (agg["vs_best"] == "not significantly different") | agg["is_best"]
 
         dataset = str(tr["dataset"].iloc[0])
         lit = literature_for(dataset, kind)

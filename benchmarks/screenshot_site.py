@@ -1,0 +1,54 @@
+"""Screenshot a rendered leaderboard site's index page with Debian's headless Chromium.
+
+Usage: python benchmarks/screenshot_site.py OUT_DIR PNG [--width 1280] [--height 900] [--full-page]
+(e.g. ``python benchmarks/screenshot_site.py leaderboards docs/leaderboard_index.png``).
+Opens ``OUT_DIR/index.html`` from file:// with no network use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def screenshot(out_dir: str | Path, png: str | Path, width: int = 1280, height: int = 900,
+               full_page: bool = False) -> Path:
+    from playwright.sync_api import sync_playwright
+
+    index = Path(out_dir).resolve() / "index.html"
+    if not index.is_file():
+        raise SystemExit(f"error: {index} not found (render the leaderboard first)")
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"error: {CHROMIUM} not found (apt-get install chromium)")
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(index.as_uri())
+            page.screenshot(path=str(png), full_page=full_page)
+        finally:
+            browser.close()
+    return png
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out_dir")
+    p.add_argument("png")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=900)
+    p.add_argument("--full-page", action="store_true")
+    a = p.parse_args(argv)
+    print(screenshot(a.out_dir, a.png, a.width, a.height, a.full_page))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
