@@ -87,7 +87,7 @@ def harness(model, loader, device, warmup, precision, channels_last):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="resnet18,mobilenetv2,yolov8n_cls")
+    ap.add_argument("--models", default="resnet18,mobilenet_v2,yolov8n_cls")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch", type=int, default=16)

@@ -82,6 +82,10 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"monitor.mode={cfg.monitor.mode!r}: use 'min' or 'max'")
     if cfg.monitor.metric == "val/loss" and cfg.monitor.mode != "min":
         raise BenchError("monitor.mode must be 'min' when monitor.metric=val/loss")
+    from bench.training.module import OPTIMIZERS
+
+    if str(cfg.optim.name).lower() not in OPTIMIZERS:
+        raise BenchError(f"optim.name={cfg.optim.name!r} is not supported; use one of {', '.join(sorted(OPTIMIZERS))}")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise BenchError(f"seed={cfg.seed!r}: give a non-negative integer")
     if int(cfg.trainer.max_epochs) < 1:
