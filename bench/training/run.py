@@ -92,7 +92,7 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"trainer.max_epochs={cfg.trainer.max_epochs!r}: train for at least one epoch")
 
 
-def _instantiate(node: DictConfig, group: str, **kwargs):
+def _instantiate(node: DictConfig, what: str, **kwargs):
     """Hydra instantiate with a one-line error naming the config group and the bad key."""
     try:
         return instantiate(node, **kwargs)
@@ -105,7 +105,7 @@ def _instantiate(node: DictConfig, group: str, **kwargs):
         if isinstance(cause, BenchError):
             raise cause from None
         msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        raise BenchError(f"{group} config ({node.get('_target_', '?')}): {msg}") from None
+        raise BenchError(f"{what} config ({node.get('_target_', '?')}): {msg}") from None
 
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -194,8 +194,9 @@ def _loggers(cfg: DictConfig, run_dir: Path, run_id: str, sweep: dict) -> list:
             continue
         target = node["_target_"]
         if target.endswith("WandbLogger"):
-            loggers.append(_instantiate(node, "logger", name=run_id, save_dir=str(run_dir), group=sweep.get("id", run_id),
-                                        config=OmegaConf.to_container(cfg, resolve=True)))
+            wandb_logger = _instantiate(node, "logger", name=run_id, save_dir=str(run_dir), group=sweep.get("id", run_id))
+            wandb_logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            loggers.append(wandb_logger)
         elif target.endswith("CSVLogger"):
             loggers.append(_instantiate(node, "logger", save_dir=str(run_dir)))
         else:
@@ -272,6 +273,8 @@ def run(cfg: DictConfig) -> dict:
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is None or "_target_" not in node:
             continue
+        if node["_target_"].endswith("ProgressBar") and not cfg.trainer.get("enable_progress_bar", True):
+            continue  # Lightning refuses a progress-bar callback when bars are off
         if node["_target_"].endswith("ModelCheckpoint"):
             ckpt_cb = _instantiate(node, f"callbacks.{name}", dirpath=str(run_dir / "checkpoints"))
             callbacks.append(ckpt_cb)
