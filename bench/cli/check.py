@@ -46,6 +46,8 @@ def _print_report(report: dict, console) -> None:
     listing(f"truncated files (policy {report['truncated_policy']})", report["truncated"])
     listing("skipped files", report["skipped"])
     listing("unreadable files", [u["image_id"] for u in report["unreadable"]])
+    if "images_not_in_csv" in report:
+        listing("images not in dataset.csv (left out)", report["images_not_in_csv"])
     listing("label conflicts (folder vs csv)", [c.get("image_id") or c.get("study_id") for c in report["label_conflicts"]])
     groups = report["duplicate_groups"]
     console.print(f"duplicate groups: {len(groups)} ({sum(len(g) for g in groups)} files)")

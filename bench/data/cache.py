@@ -62,10 +62,10 @@ def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, 
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def _locked(directory: Path, shared: bool = False) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -137,17 +137,21 @@ def build_cache(
         entries = index["entries"]
         return [p for p, fp in zip(paths, prints) if entries.get(p, {}).get("fp") != fp]
 
-    index = _read_index(directory, size)
-    todo = lookup(index)
+    # Shared lock while reading: a writer unlinks the old data file only under the exclusive lock.
+    with _locked(directory, shared=True):
+        index = _read_index(directory, size)
+        todo = lookup(index)
+        images = _open_images(directory, index, size) if not todo else None
     n_decoded = 0
     if todo:
         with _locked(directory):
             index = _read_index(directory, size)  # another process may have built it meanwhile
             todo = lookup(index)
             if todo:
-                index = _update_store(directory, index, todo, size, truncated, workers)
+                fp_of = dict(zip(paths, prints))
+                index = _update_store(directory, index, todo, size, truncated, workers, fp_of)
                 n_decoded = len(todo)
-    images = _open_images(directory, index, size)
+            images = _open_images(directory, index, size)
     result = CacheResult(images=images, rows=np.full(len(paths), -1, dtype=np.int64), n_decoded=n_decoded, store=directory)
     for k, p in enumerate(paths):
         e = index["entries"][p]
@@ -163,7 +167,9 @@ def build_cache(
     return result
 
 
-def _update_store(directory: Path, index: dict, todo: list[str], size: int, truncated: str, workers: int | None) -> dict:
+def _update_store(directory: Path, index: dict, todo: list[str], size: int, truncated: str, workers: int | None,
+                  fp_of: dict[str, list[int] | None]) -> dict:
+    """Decode ``todo``, copy still-valid entries, write a new data file then index.json."""
     old = _open_images(directory, index, size)
     # Keep entries whose files are unchanged (other selections of the same root use them too).
     keep = {}
@@ -194,7 +200,7 @@ def _update_store(directory: Path, index: dict, todo: list[str], size: int, trun
             for p, (status, arr, was_truncated) in zip(todo, results):
                 if status == "ok":
                     out[row] = arr
-                    entries[p] = {"fp": _fingerprint(p), "status": "ok", "row": row, "truncated": bool(was_truncated)}
+                    entries[p] = {"fp": fp_of[p], "status": "ok", "row": row, "truncated": bool(was_truncated)}
                     row += 1
             out.flush()
             del out
@@ -204,7 +210,7 @@ def _update_store(directory: Path, index: dict, todo: list[str], size: int, trun
                 entries[p] = e
         for p, (status, _, was_truncated) in zip(todo, results):
             if status != "ok":
-                entries[p] = {"fp": _fingerprint(p), "status": status, "row": -1, "truncated": bool(was_truncated)}
+                entries[p] = {"fp": fp_of[p], "status": status, "row": -1, "truncated": bool(was_truncated)}
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
