@@ -117,10 +117,13 @@ def summarise(sweep_dir: str | os.PathLike, started_at: str | None = None, wall_
 
 
 def format_table(summary: dict) -> str:
+    jobs = summary["jobs"]
+    # Overrides shared by every job say nothing about one job: show the ones that vary.
+    common = set.intersection(*(set(j.get("overrides", [])) for j in jobs)) if len(jobs) > 1 else set()
     rows = [("job", "status", "run_id", "objective", "reason / overrides")]
-    for j in summary["jobs"]:
+    for j in jobs:
         obj = "" if j.get("objective") is None else f"{j['objective']:.4f}"
-        detail = j.get("reason") or " ".join(j.get("overrides", []))
+        detail = j.get("reason") or " ".join(o for o in j.get("overrides", []) if o not in common)
         rows.append((str(j["job"]), j["status"], j.get("run_id") or "-", obj, detail))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
