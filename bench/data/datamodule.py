@@ -227,6 +227,10 @@ class FractureDataModule(L.LightningDataModule):
         self.train_rows = train_rows[pos]
 
         id_by_path = lambda paths: [id_of.get(p, p) for p in paths]  # noqa: E731
+        # Duplicate groups as used: members dropped by limit_per_class or skip do not count.
+        kept = set(self.table["image_id"])
+        dups = [[i for i in g if i in kept] for g in dups]
+        dups = [g for g in dups if len(g) > 1]
         self.report = build_report(
             self.table, self.classes, info,
             truncated=id_by_path(cache.truncated), skipped=id_by_path(cache.skipped), unreadable=unreadable,
