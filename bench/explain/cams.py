@@ -264,12 +264,14 @@ class PerLayerGradCAMPlusPlus(_PerLayerMixin, GradCAMPlusPlus):
     """Grad-CAM++: the library's closed form (eq. 19 of arXiv:1710.11063), in torch."""
 
     def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):
-        g2 = grads * grads
-        g3 = g2 * grads
+        # relu(g) * g^2 / (2 g^2 + S g^3 + eps) with S the spatial sum of the activations, and
+        # aij = 0 where g == 0. With gp = relu(g) that is gp^3 / (gp^2 (2 + S gp) + eps): the same
+        # value (zero wherever g <= 0), in fewer passes over the [B, C, h, w] tensors, in place.
         sum_act = activations.sum(dim=(2, 3), keepdim=True)
-        aij = g2 / (2 * g2 + sum_act * g3 + 1e-6)
-        aij = torch.where(grads != 0, aij, torch.zeros_like(aij))
-        return (grads.clamp_min(0) * aij).sum(dim=(2, 3))
+        gp = grads.clamp_min(0)
+        g2 = gp * gp
+        den = (sum_act * gp).add_(2).mul_(g2).add_(1e-6)
+        return g2.mul_(gp).div_(den).sum(dim=(2, 3))
 
 
 class PerLayerEigenCAM(_PerLayerMixin, EigenCAM):
