@@ -1,0 +1,59 @@
+"""``bench-explain RUN_DIR``: per-layer CAMs of a finished run scored against the fracture boxes,
+plus the human rating sheet (export / import). See docs/explain.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from bench.errors import BenchError
+
+
+def _csv(s: str) -> list[str]:
+    return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench-explain", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", help="a finished run directory (record.json with status complete)")
+    p.add_argument("--methods", type=_csv, default=None, help="comma list of gradcampp,eigencam,gradcam (default: all)")
+    p.add_argument("--layers", type=_csv, default=None, help="comma list of cam layer names (default: all cam_layers())")
+    p.add_argument("--n-images", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    p.add_argument("--road-images", type=int, default=16, help="images for ROAD on the final layer (0: off)")
+    p.add_argument("--target", choices=["pred", "positive"], default="pred")
+    p.add_argument("--export-rating-sheet", metavar="PATH", help="write the blank rating CSV (runs the CAMs first unless --no-cams)")
+    p.add_argument("--import-ratings", metavar="CSV", nargs="+", help="validate rated CSVs and store the aggregate in the record")
+    p.add_argument("--no-cams", action="store_true", help="do not (re)compute CAMs; only export/import rating sheets")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        from bench.explain.rating import export_rating_sheet, import_ratings
+
+        only_ratings = args.no_cams or (args.import_ratings and not args.export_rating_sheet)
+        if not only_ratings:
+            from bench.explain.run import explain_run
+
+            kwargs = dict(layers=args.layers, n_images=args.n_images, batch_size=args.batch_size,
+                          device=args.device, road_images=args.road_images, target=args.target)
+            if args.methods:
+                kwargs["methods"] = args.methods
+            section = explain_run(args.run_dir, **kwargs)
+            print(json.dumps({"summary": section["summary"], "timings": section["timings"]}, indent=1))
+        if args.export_rating_sheet:
+            path = export_rating_sheet(args.run_dir, args.export_rating_sheet)
+            print(f"wrote rating sheet {path}")
+        if args.import_ratings:
+            summary = import_ratings(args.run_dir, args.import_ratings)
+            print(json.dumps({"human_rating": summary["overall"], "per_method": summary["per_method"]}, indent=1))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
