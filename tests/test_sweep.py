@@ -128,3 +128,29 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path: Path, cache: Path) -> None
     assert summary["counts"] == {"finished": 1, "resumed": 0, "skipped": 1, "failed": 1}
     assert len(_records(runs)) == 1
     assert "SWEEP SUMMARY" in done.stdout
+
+
+@pytest.mark.slow
+def test_optuna_search_through_bench_train(tmp_path: Path, cache: Path) -> None:
+    import optuna
+
+    runs = tmp_path / "bench_runs"
+    base = [BENCH_TRAIN, "-m", "hparams_search=seed000_optuna", *tiny(tmp_path, cache, runs, epochs=1)]
+    first = _run([*base, "hydra.sweeper.n_trials=2"], tmp_path)
+    assert first.returncode == 0, first.stderr[-4000:]
+    second = _run([*base, "hydra.sweeper.n_trials=3"], tmp_path)  # the study continues to 3 in total
+    assert second.returncode == 0, second.stderr[-4000:]
+    db = tmp_path / "logs" / "optuna" / "seed000_tiny_fracatlas_resnet18.db"
+    study = optuna.load_study(study_name="seed000_tiny_fracatlas_resnet18", storage=f"sqlite:///{db}")
+    trials = study.trials
+    print(f"Optuna study after resume: {len(trials)} trials")
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    records = _records(runs)
+    assert len(records) == 3
+    # Each trial is a run: its value is that run's VALIDATION auroc, its lr the run's lr.
+    for t in trials:
+        rec = next(r for r in records.values() if r["protocol"]["lr"] == pytest.approx(t.params["optim.lr"]))
+        assert t.value == pytest.approx(rec["metrics"]["val"]["auroc"])
+        assert 0.1 <= t.params["model.head.dropout"] <= 0.5 and t.params["model.head.dense_units"] in (128, 256, 512, 1024)
+    assert _summary(tmp_path / "logs")["counts"]["finished"] == 1
