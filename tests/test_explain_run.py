@@ -1,0 +1,155 @@
+"""End to end: a real `bench-train` run on the generated FracAtlas fixture, then `bench-explain`
+(grids, overlays, scores, heatmaps, index and the record's explain section, parsed back)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from bench.cli.explain import main as explain_main
+from bench.record import read_record
+
+REPO = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("explain_run")
+    args = [sys.executable, "-m", "bench.cli.train", f"paths.root_dir={tmp}", f"paths.runs_dir={tmp}/runs",
+            f"paths.cache_dir={tmp}/cache", f"paths.data_dir={tmp}/data", "data=tiny_fracatlas", "model=resnet18",
+            "image_size=64", "trainer.max_epochs=1", "callbacks=none", "logger=none", "measure_latency=false",
+            "trainer.enable_progress_bar=false", "data.batch_size=16"]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0"}
+    proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=900, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f"bench-train failed:\n{proc.stderr[-4000:]}")
+    (run,) = (tmp / "runs").iterdir()
+    return run
+
+
+@pytest.fixture(scope="module")
+def explained(run_dir) -> tuple[Path, dict]:
+    from bench.explain import explain_run
+
+    cfg = yaml.safe_load((REPO / "conf" / "explain" / "default.yaml").read_text())
+    cfg.pop("enabled")
+    # Every key of the config is accepted (training calls explain_run(**cfg)); small sizes for CI.
+    cfg.update(n_images=8, batch_size=4, road_images=2, road_percentiles=[30, 70], device="cpu")
+    return run_dir, explain_run(run_dir, **cfg)
+
+
+def test_outputs_written_and_parsed_back(explained):
+    run, section = explained
+    rec = read_record(run)
+    ex = rec["explain"]
+    assert ex == json.loads(json.dumps(section))
+    layers = rec["model"]["cam_layers"]
+    assert ex["layers"] == [f"backbone.{n}" if not n.startswith("backbone.") else n for n in layers] or ex["layers"]
+    assert len(ex["layers"]) == 8 and ex["methods"] == ["gradcampp", "eigencam", "gradcam"]
+    # The leaderboard's read shape: summary[method][score], numbers in [0, 1], final layer named.
+    for m in ex["methods"]:
+        s = ex["summary"][m]
+        assert s["final_layer"] == ex["layers"][-1] and s["n"] >= 1
+        for k in ("pointing_game", "energy", "iou"):
+            assert 0.0 <= s[k] <= 1.0
+        assert ex["road"]["per_method"][m]["n"] == 2
+        assert ex["timings"][m]["images_per_s"] > 0
+
+    out = run / "explain"
+    index = json.loads((out / "index.json").read_text())
+    z = np.load(out / "heatmaps.npz")
+    n = len(index["image_ids"])
+    assert n == ex["n_images"] <= 8 and list(z["image_ids"]) == index["image_ids"]
+    assert list(z["layers"]) == ex["layers"] and list(z["methods"]) == ex["methods"]
+    for m in ex["methods"]:
+        assert z[m].shape == (n, 8, 56, 56) and z[m].dtype == np.float16
+        assert 0 <= z[m].min() and z[m].max() <= 1.001
+
+    scores = pd.read_csv(out / "scores.csv")
+    # Every scored image has boxes; the record's means are the means of scores.csv.
+    assert (scores["n_boxes"] > 0).all()
+    per_layer = ex["localisation"]["per_layer"]
+    for (m, layer), g in scores.groupby(["method", "layer"]):
+        assert per_layer[m][layer]["n"] == len(g)
+        for k in ("pointing_game", "energy", "iou"):
+            assert per_layer[m][layer][k] == pytest.approx(g[k].mean(), abs=1e-6)
+    assert len(scores) == per_layer["gradcampp"][ex["layers"][0]]["n"] * 8 * 3
+
+    # Grids and overlays for the chosen cases, all real PNGs.
+    assert index["cases"], "at least the most/least confident cases"
+    preds = pd.read_csv(run / "predictions.csv")
+    for item in index["cases"]:
+        assert item["image_id"] in set(preds["image_id"])
+        assert (out / item["grid"]).read_bytes()[:8] == PNG
+        for m in ex["methods"]:
+            assert (out / item["overlays"][m]).read_bytes()[:8] == PNG
+    assert set(ex["cases"].values()) == {i["image_id"] for i in index["cases"]}
+
+
+def test_rating_sheet_via_cli(explained, tmp_path, capsys):
+    run, section = explained
+    sheet = tmp_path / "sheet.csv"
+    assert explain_main([str(run), "--no-cams", "--export-rating-sheet", str(sheet)]) == 0
+    rows = list(csv.DictReader(sheet.open()))
+    assert len(rows) == len(json.loads((run / "explain" / "index.json").read_text())["cases"]) * 3
+    assert all(Path(r["overlay"]).is_file() for r in rows)
+    for r in rows:
+        r.update(anatomical_relevance="2", fracture_site_relevance="1", attention_concentration="2",
+                 clinical_interpretability="1", rater="dr_a")
+    with sheet.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert explain_main([str(run), "--import-ratings", str(sheet)]) == 0
+    hr = read_record(run)["explain"]["human_rating"]
+    assert hr["overall"]["overall_mean"] == 1.5 and hr["overall"]["pct_acceptable"] == 100.0
+    assert read_record(run)["explain"]["summary"] == section["summary"]
+
+
+def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
+    assert explain_main([str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "no complete run record" in err and "\n" not in err
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken, ignore=shutil.ignore_patterns("*.ckpt", "explain"))
+    assert explain_main([str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "checkpoint is missing" in err and "\n" not in err
+    assert explain_main([str(run_dir), "--methods", "scorecam", "--road-images", "0"]) == 2
+    assert "unknown" in capsys.readouterr().err
+    assert explain_main([str(run_dir), "--layers", "layer9", "--n-images", "1", "--road-images", "0"]) == 2
+    assert "valid names" in capsys.readouterr().err
+
+
+def test_dataset_without_boxes_is_a_reported_skip(run_dir, tmp_path, monkeypatch):
+    import bench.training as training
+    from bench.explain import explain_run
+
+    real = training.load_run
+
+    def no_boxes(path, device="cpu"):
+        module, dm, record = real(path, device=device)
+        dm.table = dm.table.drop(columns=["boxes"])
+        record["task"]["dataset"] = "mura"
+        return module, dm, record
+
+    monkeypatch.setattr(training, "load_run", no_boxes)
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("explain"))
+    ex = explain_run(copy, methods=["eigencam"], layers=["layer4.1"], n_images=3, road_images=0, device="cpu")
+    assert ex["localisation"] == {"skipped": "no boxes in dataset mura"}
+    assert ex["summary"]["eigencam"]["pointing_game"] is None and ex["road"] == {"skipped": "road_images=0"}
+    assert ex["layers"] == ["backbone.layer4.1"] and ex["n_images"] == 3
+    assert read_record(copy)["explain"]["localisation"]["skipped"] == "no boxes in dataset mura"
+    assert pd.read_csv(copy / "explain" / "scores.csv").empty
