@@ -20,7 +20,9 @@ FAST = ["image_size=64", "trainer.max_epochs=2", "callbacks=none", "logger=none"
 
 
 def _train(tmp: Path, *overrides: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    args = [*BENCH_TRAIN, f"paths.root_dir={tmp}", f"paths.runs_dir={tmp}/runs", f"paths.cache_dir={tmp}/cache",
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before the overrides
+    overrides = tuple(o for o in overrides if not o.startswith("-"))
+    args = [*BENCH_TRAIN, *flags, f"paths.root_dir={tmp}", f"paths.runs_dir={tmp}/runs", f"paths.cache_dir={tmp}/cache",
             f"paths.data_dir={tmp}/data", *overrides]
     full_env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0", **(env or {})}
     proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=900, env=full_env)

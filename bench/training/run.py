@@ -234,9 +234,17 @@ def _probs(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
     return df[[f"prob_{c}" for c in classes]].to_numpy()
 
 
+def _absolute_paths(cfg: DictConfig) -> None:
+    """Record absolute paths (a relative root would mean nothing on another node)."""
+    for key, value in list(cfg.paths.items()):
+        if isinstance(value, str):
+            cfg.paths[key] = os.path.abspath(os.path.expanduser(value))
+
+
 def run(cfg: DictConfig) -> dict:
     """Train and evaluate one configuration; returns a summary with the validation objective."""
     validate(cfg)
+    _absolute_paths(cfg)
     run_id = run_id_for(cfg)
     run_dir = Path(cfg.paths.runs_dir) / run_id
     existing = read_record(run_dir)
