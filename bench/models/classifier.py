@@ -103,6 +103,8 @@ def create_model(
         raise BenchError(f"num_classes must be a positive integer, got {num_classes!r}: it comes from the data task")
     if not isinstance(pretrained, bool):
         raise BenchError(f"model.pretrained must be true or false, got {pretrained!r}")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise BenchError(f"model.in_chans must be a positive integer, got {in_chans!r}")
     head_cfg = _head_config(head)
     path = None
     if weights not in (None, ""):
@@ -170,11 +172,13 @@ def _timm_backbone(arch: str, pretrained: bool, path: Path | None, in_chans: int
     try:
         model = timm.create_model(arch, **kwargs)
     except (RuntimeError, KeyError, ValueError, OSError, EOFError) as err:
+        if not pretrained:
+            raise
         if path is None:
             raise BenchError(f"could not get pretrained weights for {arch} ({type(err).__name__}: {_first_line(err)}): pass model.weights=/path/file.pth") from err
         raise BenchError(f"weights file {path} does not fit timm model {arch} ({type(err).__name__}: {_first_line(err)}): use weights saved from the same architecture") from err
     except Exception as err:  # noqa: BLE001  (pickle errors etc. from a foreign file)
-        if path is None:
+        if not pretrained or path is None:
             raise
         raise BenchError(f"could not read weights file {path} ({type(err).__name__}: {_first_line(err)}): use a timm/torchvision-style state dict (.pth) or .safetensors") from err
     _drop_unused_head_modules(model)
