@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench.data import balance as balance_mod
 from bench.data import splits as splits_mod
@@ -41,6 +41,25 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)) or type(obj).__name__ == "ListConfig":
         return [_plain(v) for v in obj]
     return obj
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Shuffle whose order is a function of (seed, epoch) alone. Lightning calls ``set_epoch``
+    before every training epoch, so a run resumed at epoch k sees the batches an uninterrupted
+    run would have seen (a generator seeded once per fit would replay epoch 0's order)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
 class CachedImageDataset(Dataset):
@@ -265,9 +284,8 @@ class FractureDataModule(L.LightningDataModule):
     def dataloader(self, split: str, shuffle: bool | None = None, batch_size: int | None = None) -> DataLoader:
         ds = self.dataset_for(split)
         shuffle = (split == "train") if shuffle is None else shuffle
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(ds, batch_size=batch_size or self.batch_size, shuffle=shuffle,
-                          generator=gen if shuffle else None, num_workers=self.num_workers,
+        sampler = EpochSeededSampler(len(ds), self.seed) if shuffle else None
+        return DataLoader(ds, batch_size=batch_size or self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.persistent_workers, pin_memory=self.pin_memory, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:

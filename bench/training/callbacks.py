@@ -20,7 +20,8 @@ class HistoryWriter(L.Callback):
         self.path = Path(path)
         self.rows: list[dict] = []
 
-    def on_fit_start(self, trainer, pl_module):
+    def on_train_start(self, trainer, pl_module):
+        # on_train_start runs after a resumed checkpoint restored current_epoch (on_fit_start does not).
         self.rows = []
         if self.path.is_file() and trainer.current_epoch > 0:
             old = pd.read_csv(self.path)
@@ -67,3 +68,17 @@ class ThroughputMeter(L.Callback):
     @property
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+class EpochSeeder(L.Callback):
+    """Re-seeds the global RNGs (augmentation, dropout, worker seeds) from (seed, epoch) at the start
+    of every training epoch, so that resuming from an epoch-end checkpoint replays exactly what an
+    uninterrupted run would do (Lightning checkpoints do not hold RNG states)."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        from lightning.fabric.utilities.seed import seed_everything
+
+        seed_everything((self.seed * 1_000_003 + trainer.current_epoch) % 2**32, workers=True, verbose=False)

@@ -30,7 +30,7 @@ from bench.errors import BenchError
 from bench.evaluation.metrics import aggregate_by_study, compute_metrics
 from bench.evaluation.plots import plot_confusion, plot_learning_curves, plot_roc
 from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
-from bench.training.callbacks import HistoryWriter, ThroughputMeter
+from bench.training.callbacks import EpochSeeder, HistoryWriter, ThroughputMeter
 from bench.training.module import FractureClassifier
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ def run(cfg: DictConfig) -> dict:
     sweep = _sweep_info()
     history = HistoryWriter(run_dir / "history.csv")
     meter = ThroughputMeter()
-    callbacks = [history, meter]
+    callbacks = [history, meter, EpochSeeder(cfg.seed)]
     ckpt_cb = None
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is None or "_target_" not in node:
