@@ -210,6 +210,7 @@ class _PerLayerMixin:
                     grads = [self.reshape_transform(g) for g in grads]
             else:
                 grads = [None] * len(acts)
+        self.outputs = logits.detach()  # keep the logits, not the whole autograd graph
         self.activations_and_grads.activations = [a.detach() for a in acts]
         self.activations_and_grads.gradients = [None if g is None else g.detach() for g in grads]
         with torch.no_grad():

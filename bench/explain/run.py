@@ -61,18 +61,17 @@ def _check_run(run_dir: Path) -> dict:
     return record
 
 
-def _targets(kind: str, logits: torch.Tensor, positive_index: int | None):
+def _targets(kind: str, n: int, positive_index: int | None):
+    """CAM targets on the logits: None lets the CAM take each image's predicted class."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     if kind == "pred":
-        cls = logits.argmax(-1).tolist()
-    elif kind == "positive":
+        return None
+    if kind == "positive":
         if positive_index is None:
             raise BenchError("explain.target=positive: this task has no positive class; use target=pred")
-        cls = [int(positive_index)] * len(logits)
-    else:
-        raise BenchError(f"explain.target={kind!r}: use 'pred' or 'positive'")
-    return [ClassifierOutputTarget(int(c)) for c in cls], cls
+        return [ClassifierOutputTarget(int(positive_index))] * n
+    raise BenchError(f"explain.target={kind!r}: use 'pred' or 'positive'")
 
 
 def _images_for(dm, rows: Sequence[int]):
@@ -115,10 +114,9 @@ def explain_model(model, images: torch.Tensor, layers, methods: Sequence[str], b
             for s in range(0, n, batch_size):
                 x = images[s:s + batch_size].to(device)
                 t0 = time.perf_counter()
-                with torch.no_grad():
-                    logits = logits_of(model(x))
-                tg, cls = _targets(target, logits, positive_index)
-                maps = cam.maps(x, tg)  # [B, L, S, S] on the device
+                tg = _targets(target, len(x), positive_index)  # None: the predicted class
+                maps = cam.maps(x, tg)  # [B, L, S, S] on the device, from one forward (+ backward)
+                cls = [t.category for t in tg] if tg else cam.outputs.argmax(-1).tolist()
                 if maps.device.type == "cuda":
                     torch.cuda.synchronize()
                 spent += time.perf_counter() - t0
@@ -196,6 +194,8 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise BenchError(f"explain.methods: unknown {bad or methods}; choose from {', '.join(METHODS)}")
+    if target not in ("pred", "positive"):
+        raise BenchError(f"explain.target={target!r}: use 'pred' or 'positive'")
     if n_images < 1 or batch_size < 1:
         raise BenchError(f"explain: n_images={n_images}, batch_size={batch_size}: both must be >= 1")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -302,6 +302,13 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
             overlays[m] = rel
         case_items.append({"image_id": image_id, "cases": in_cases, "label": lab, "pred": prd,
                            "confidence": conf, "n_boxes": len(bx), "grid": grid, "overlays": overlays})
+
+    # Figures of an earlier explain of this run that are not part of this one would be stale.
+    keep = {out_dir / it["grid"] for it in case_items} | {out_dir / p for it in case_items for p in it["overlays"].values()}
+    for sub in ("grids", "overlays"):
+        for f in (out_dir / sub).glob("*.png") if (out_dir / sub).is_dir() else []:
+            if f not in keep:
+                f.unlink(missing_ok=True)
 
     buf = io.BytesIO()
     np.savez_compressed(buf, image_ids=np.array(chosen), layers=np.array(names), methods=np.array(methods),
