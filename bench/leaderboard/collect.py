@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.record import RECORD_FILE, atomic_write_json
+from bench.record import RECORD_FILE, atomic_write_bytes
 
 CACHE_FILE = ".leaderboard_cache.json"
 CACHE_VERSION = 1
@@ -52,34 +52,41 @@ def _is_run_dir(names: set[str]) -> bool:
     return any(m in names for m in RUN_MARKERS)
 
 
-def find_run_dirs(roots: list[str | os.PathLike], max_depth: int = 3) -> list[tuple[str, Path]]:
+def find_run_dirs(roots: list[str | os.PathLike], max_depth: int = 3) -> list[tuple[str, Path, list[int] | None]]:
     """Run directories under each root: the root itself, or up to ``max_depth`` levels below it.
 
-    Returns ``(display_path, absolute_path)`` pairs, sorted; ``display_path`` is the root as
-    given joined with the relative path (outputs stay the same wherever the tree is mounted)."""
-    found: list[tuple[str, Path]] = []
+    Returns ``(display_path, absolute_path, record_stat_key)`` triples, sorted; ``display_path``
+    is the root as given joined with the relative path (outputs stay the same wherever the tree is
+    mounted); the stat key is None when there is no record.json."""
+    found: list[tuple[str, Path, list[int] | None]] = []
     for root in roots:
         root_p = Path(root)
         if not root_p.is_dir():
             raise BenchError(f"--runs {root}: not a directory")
 
-        def walk(p: Path, depth: int, shown: str) -> None:
+        def walk(p: str, depth: int, shown: str) -> None:
+            # one stat finds a complete-looking run without listing its folder (fast for 10k runs);
+            # plain strings, not pathlib: this runs once per run folder
+            key = stat_key(os.path.join(p, RECORD_FILE))
+            if key is not None:
+                found.append((shown, Path(p), key))
+                return
             try:
                 entries = list(os.scandir(p))
             except OSError:
                 return
             names = {e.name for e in entries}
             if _is_run_dir(names):
-                found.append((shown, p.resolve()))
+                found.append((shown, Path(p), None))
                 return
             if depth >= max_depth:
                 return
             for e in sorted(entries, key=lambda e: e.name):
                 if e.is_dir(follow_symlinks=True) and not e.name.startswith("."):
-                    walk(Path(e.path), depth + 1, f"{shown}/{e.name}")
+                    walk(e.path, depth + 1, f"{shown}/{e.name}")
 
-        walk(root_p, 0, str(root).rstrip("/") or "/")
-    return sorted(found)
+        walk(os.path.abspath(root_p), 0, str(root).rstrip("/") or "/")
+    return sorted(found, key=lambda f: (f[0], str(f[1])))
 
 
 # --------------------------------------------------------------------------- one record -> row
@@ -251,12 +258,13 @@ def load_cache(path: Path | None) -> dict:
 
 
 def save_cache(path: Path, cache: dict) -> None:
-    atomic_write_json(path, cache)
+    # compact: the cache of 10,000 runs is tens of MB and indenting doubles the write time
+    atomic_write_bytes(path, json.dumps(cache, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
-def stat_key(path: Path) -> list[int] | None:
+def stat_key(path: str | os.PathLike) -> list[int] | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return [st.st_mtime_ns, st.st_size]
@@ -286,16 +294,15 @@ def collect(roots: list[str | os.PathLike], cache: dict | None = None, max_depth
     rows: list[dict] = []
     skipped: list[dict] = []
     parsed = cached = 0
-    for shown, run_dir in find_run_dirs(roots, max_depth=max_depth):
+    for shown, run_dir, key in find_run_dirs(roots, max_depth=max_depth):
         rec_path = run_dir / RECORD_FILE
-        key = stat_key(rec_path)
         if key is None:
             skipped.append({"path": shown, "reason": "incomplete: no record.json"})
             continue
         ck = str(rec_path)
         hit = records_cache.get(ck)
         if hit and hit.get("key") == key and hit.get("path") == shown:
-            rows.append(hit["row"])
+            rows.append({**hit["row"], "_record_key": key})
             seen.add(ck)
             cached += 1
             continue
@@ -321,7 +328,7 @@ def collect(roots: list[str | os.PathLike], cache: dict | None = None, max_depth
             continue
         records_cache[ck] = {"key": key, "path": shown, "row": row}
         seen.add(ck)
-        rows.append(row)
+        rows.append({**row, "_record_key": key})
     for ck in [k for k in records_cache if k not in seen]:
         del records_cache[ck]  # runs that disappeared
 

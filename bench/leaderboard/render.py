@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 import pandas as pd
 
 from bench.errors import BenchError
@@ -48,12 +49,17 @@ class RenderResult:
     written: int = 0  # files whose bytes changed
     timings: dict[str, float] = field(default_factory=dict)
     ci_computed: int = 0
+    unchanged_summary: str | None = None  # set when nothing changed since the last render
 
-    def summary(self) -> str:
+    def summary(self, body_only: bool = False) -> str:
         c = self.collection
-        lines = [f"{len(c.runs)} runs in {len(self.tables)} task table(s) -> {self.out_dir}"
-                 f" ({self.written} file(s) changed; {c.parsed} record(s) parsed, {c.cached} from cache;"
-                 f" {self.ci_computed} bootstrap CI(s) computed)"]
+        if self.unchanged_summary is not None:
+            return (f"{len(c.runs)} runs -> {self.out_dir}: unchanged since the last render"
+                    f" ({c.cached} record(s) from cache)\n{self.unchanged_summary}").rstrip("\n")
+        head = (f"{len(c.runs)} runs in {len(self.tables)} task table(s) -> {self.out_dir}"
+                f" ({self.written} file(s) changed; {c.parsed} record(s) parsed, {c.cached} from cache;"
+                f" {self.ci_computed} bootstrap CI(s) computed)")
+        lines = []
         for t in self.tables.values():
             ours = t.rows[t.rows["source"] == "this benchmark"]
             if len(ours):
@@ -66,7 +72,7 @@ class RenderResult:
             lines.append(f"  duplicate {d['run_id']}: {d['path']} (kept {d['kept']})")
         for p in self.problems:
             lines.append(f"  problem {p['path']}: {p['reason']}")
-        return "\n".join(lines)
+        return "\n".join(lines if body_only else [head] + lines)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -241,6 +247,9 @@ def environment() -> jinja2.Environment:
     return env
 
 
+# CSS and JS are constants of this package (trusted); everything else is escaped.
+
+
 def _cell(text, v=None, num=False, title=None, badge=None, links=None) -> dict:
     return {"text": "" if text is None else str(text), "v": v, "num": num, "title": title, "badge": badge,
             "links": links}
@@ -351,43 +360,37 @@ def _run_page(row: dict, t: TaskTable, page_slug: str, assets: dict) -> str:
         cost += f" ({row['device']})"
     env = environment()
     return env.get_template("run.html").render(
-        r=row, css=templates.CSS, task_slug=task_slug(t.task), protocol=_protocol_text(row.get("protocol_json")),
+        r=row, css=Markup(templates.CSS), task_slug=task_slug(t.task), protocol=_protocol_text(row.get("protocol_json")),
         counts={k: _f(row.get(f"n_{k}"), 0) for k in ("train", "val", "test")},
         best_epoch=_f(row.get("best_epoch"), 0), cost=cost, metric_names=names + ["loss", "n"],
         metric_rows=metric_rows, ci_note=ci_note, classes=classes, cms=cms, explain=explain,
         plots=assets["plots"], heatmaps=assets["heatmaps"])
 
 
-def _place_asset(src: Path, dest: Path) -> bool:
-    """Put a copy of ``src`` at ``dest`` unless an identical one is there. A hard link when both
-    are on one file system (a copy that costs no space or time), else a byte copy; both are
-    atomic (temp name + os.replace). Returns True when ``dest`` changed."""
+def _place_asset(src: Path, dest: Path, fresh: bool) -> None:
+    """Put a copy of ``src`` at ``dest``: a hard link when both are on one file system (a copy
+    that costs no space or time), else a byte copy. ``fresh``: ``dest`` is in a folder being
+    built (nothing to replace); otherwise through a temp name and os.replace (atomic)."""
+    target = dest if fresh else dest.with_name(f".{dest.name}.tmp")
     try:
-        s = src.stat()
-    except OSError:
-        return False
-    try:
-        d = dest.stat()
-        if d.st_size == s.st_size and (d.st_ino == s.st_ino or d.st_mtime_ns == s.st_mtime_ns):
-            return False
-    except OSError:
-        pass
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    try:
-        tmp.unlink(missing_ok=True)
+        if not fresh:
+            target.unlink(missing_ok=True)
         try:
-            os.link(src, tmp)
+            os.link(src, target)
+        except FileNotFoundError:
+            return  # the run's plot vanished: the page shows a broken image, the render goes on
         except OSError:
-            shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
+            shutil.copyfile(src, target)
+        if not fresh:
+            os.replace(target, dest)
     finally:
-        tmp.unlink(missing_ok=True)
-    return True
+        if not fresh:
+            target.unlink(missing_ok=True)
 
 
 class _Writer:
-    """Atomic writes, skipped when the bytes on disk are already the same; fsyncs run in threads."""
+    """Atomic writes (bench.record.atomic_write_bytes), skipped when the bytes on disk are the
+    same; fsyncs run in threads, where the file system overlaps them."""
 
     def __init__(self, out: Path):
         self.out = out
@@ -407,26 +410,103 @@ class _Writer:
         self.changed += 1
         self.futures.append(self.pool.submit(atomic_write_bytes, path, data))
 
-    def asset(self, src: Path, rel: str) -> None:
-        self.files.append(rel)
-        self.futures.append(self.pool.submit(self._asset, src, self.out / rel))
-
-    def _asset(self, src: Path, dest: Path) -> None:
-        if _place_asset(src, dest):
-            self.changed += 1  # only an approximate count under threads; informational
-
     def close(self) -> None:
         for f in self.futures:
             f.result()
         self.pool.shutdown()
 
 
+RENDER_VERSION = "render-v1"  # bump when an output format changes: forces a full re-render
+PAGE_VERSION = hashlib.sha256((templates.RUN + templates.CSS + "page-v1").encode()).hexdigest()[:12]
+
+
+def _write_run_pages(out: Path, tables: dict[str, TaskTable], cache: dict) -> tuple[list[str], int]:
+    """Run pages and their images under ``out/runs``.
+
+    A page is re-rendered only when its inputs changed (record stat key, CI cache key, task
+    table settings, template version: ``cache["pages"]``). When ``runs/`` does not exist yet (a
+    cold render), the whole folder is built as ``.runs.tmp`` with plain writes and renamed into
+    place at once: readers see no site pages or all of them, and 10,000 pages do not pay 10,000
+    fsyncs. Images go to ``runs/<slug>/`` with flat names (one folder per run: creating folders
+    is what costs most on a busy disk). Returns (relative paths produced, pages written)."""
+    runs_dir = out / "runs"
+    fresh = not runs_dir.is_dir()
+    base = out / ".runs.tmp" if fresh else runs_dir
+    if fresh:
+        shutil.rmtree(base, ignore_errors=True)  # left over from an interrupted render
+        base.mkdir(parents=True)
+    existing = set() if fresh else set(os.listdir(runs_dir))
+    old_pages = cache.get("pages", {})
+    new_pages: dict[str, list] = {}
+    files: list[str] = []
+    written = 0
+    pool = ThreadPoolExecutor(max_workers=8)
+    futures = []
+    for t in tables.values():
+        tkey = json.dumps([t.task, t.kind, t.metric_split, t.study_level, PAGE_VERSION])
+        df = t.runs
+        cks = df["_ci_key"].fillna("") if "_ci_key" in df else [""] * len(df)
+        todo = []
+        for i, (rid, rk, ck, p) in enumerate(zip(df["run_id"], df["_record_key"], cks, df["path"])):
+            sl = slug(rid)
+            key = json.dumps([rk, ck, p, tkey])
+            old = old_pages.get(sl)
+            if not fresh and old and old[0] == key and f"{sl}.html" in existing:
+                new_pages[sl] = old
+                files.extend(old[1])
+            else:
+                todo.append((i, sl, key))
+        if not todo:
+            continue
+        sub = df.iloc[[i for i, _, _ in todo]]
+        sub = sub.drop(columns=[c for c in sub.columns if c.startswith("_")]).to_dict("records")
+        for (i, sl, key), row in zip(todo, sub):
+            run_dir = Path(row["abs_path"])
+            plots = json.loads(row.get("plots") or "{}")
+            items = [(name, plots[name]) for name in sorted(plots)]
+            items += [(None, h) for h in json.loads(row.get("heatmap_files") or "[]")]
+            assets = {"plots": [], "heatmaps": []}
+            page_files = [f"runs/{sl}.html"]
+            made = False
+            for name, src_rel in items:
+                flat = _safe_rel(src_rel)
+                if not flat:
+                    continue
+                if not made:
+                    (base / sl).mkdir(exist_ok=True)
+                    made = True
+                page_files.append(f"runs/{sl}/{flat}")
+                caption = name.replace("_", " ") if name else src_rel.removeprefix("explain/")
+                assets["plots" if name else "heatmaps"].append({"src": f"{sl}/{flat}", "caption": caption})
+                futures.append(pool.submit(_place_asset, run_dir / src_rel, base / sl / flat, fresh))
+            data = _run_page(row, t, sl, assets).encode("utf-8")
+            if fresh:
+                (base / f"{sl}.html").write_bytes(data)
+            else:
+                futures.append(pool.submit(atomic_write_bytes, base / f"{sl}.html", data))
+            written += 1
+            new_pages[sl] = [key, page_files]
+            files.extend(page_files)
+    for f in futures:
+        f.result()
+    pool.shutdown()
+    if fresh:
+        os.replace(base, runs_dir)
+    cache["pages"] = new_pages
+    return files, written
+
+
 def _safe_rel(rel: str) -> str | None:
+    """A run-relative image path as one safe flat file name (``explain/gradcam/a.png`` ->
+    ``explain--gradcam--a.png``); None for paths that leave the run folder."""
     parts = [p for p in rel.replace("\\", "/").split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
         return None
-    return "/".join(slug(p[: p.rfind(".")] if "." in p else p, with_hash=False) + (p[p.rfind("."):].lower() if "." in p else "")
-                    for p in parts)
+    stem, dot, ext = parts[-1].rpartition(".")
+    if not dot or ("." + ext.lower()) not in (".png", ".jpg", ".jpeg", ".svg", ".webp", ".gif"):
+        return None
+    name = "--".join([slug(p, with_hash=False) for p in parts[:-1]] + [slug(stem, with_hash=False)])
+    return f"{name}.{ext.lower()}"
 
 
 def report_markdown(coll: Collection, problems: list[dict]) -> str:
@@ -472,6 +552,16 @@ def render_leaderboard(runs_dirs, out_dir="leaderboards", *, n_resamples: int = 
     cache = load_cache(out / CACHE_FILE if use_cache else None)
     coll = collect(runs_dirs, cache, max_depth=max_depth)
     tm["collect_s"] = time.perf_counter() - t0
+    # Same records, same options, outputs in place: nothing to do. Records are written last
+    # (docs/run_record.md), so a run whose record.json did not change did not change.
+    digest = hashlib.sha256(json.dumps([
+        PAGE_VERSION, RENDER_VERSION, n_resamples, seed, site, ci_scope, sorted((primary or {}).items()),
+        list(zip(coll.runs.get("path", []), coll.runs.get("_record_key", []))), coll.skipped, coll.duplicates,
+    ]).encode()).hexdigest()
+    if use_cache and cache.get("digest") == digest and _outputs_present(out, cache.get("outputs", [])):
+        tm["total_s"] = time.perf_counter() - t0
+        return RenderResult(out_dir=out, collection=coll, tables={}, problems=[], files=cache["outputs"],
+                            written=0, timings=tm, unchanged_summary=cache.get("summary", ""))
     t1 = time.perf_counter()
     tables, problems, info = build_tables(coll.runs, cache, n_resamples=n_resamples, seed=seed,
                                           ci_scope=ci_scope, primary=primary)
@@ -489,7 +579,7 @@ def render_leaderboard(runs_dirs, out_dir="leaderboards", *, n_resamples: int = 
     w.write("README.md", md_all.encode("utf-8"))
     runs_df = pd.concat(runs_all, ignore_index=True) if runs_all else pd.DataFrame()
     if not runs_df.empty:
-        runs_df = runs_df.drop(columns=["abs_path"])
+        runs_df = runs_df.drop(columns=["abs_path"] + [c for c in runs_df.columns if c.startswith("_")])
         runs_df = runs_df[sorted(runs_df.columns, key=lambda c: (c not in ("task", "model", "seed", "run_id"),
                                                                 ("task", "model", "seed", "run_id").index(c)
                                                                 if c in ("task", "model", "seed", "run_id") else 0, c))]
@@ -497,6 +587,7 @@ def render_leaderboard(runs_dirs, out_dir="leaderboards", *, n_resamples: int = 
     w.write("report.md", report_markdown(coll, problems).encode("utf-8"))
     tm["tables_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
+    pages_written = 0
     if site:
         run_pages: dict[str, str] = {}
         for t in tables.values():
@@ -504,26 +595,13 @@ def render_leaderboard(runs_dirs, out_dir="leaderboards", *, n_resamples: int = 
                 run_pages[rid] = f"runs/{slug(rid)}.html"
         index_tables = [_index_table(t, run_pages) for t in tables.values()]
         html = environment().get_template("index.html").render(
-            tables=index_tables, css=templates.CSS, js=templates.SORT_JS, n_runs=len(coll.runs),
+            tables=index_tables, css=Markup(templates.CSS), js=Markup(templates.SORT_JS), n_runs=len(coll.runs),
             n_skipped=len(coll.skipped) + len(coll.duplicates), alpha=ALPHA)
         w.write("index.html", html.encode("utf-8"))
-        for t in tables.values():
-            for row in t.runs.to_dict("records"):
-                ps = slug(row["run_id"])
-                run_dir = Path(row["abs_path"])
-                assets = {"plots": [], "heatmaps": []}
-                plots = json.loads(row.get("plots") or "{}")
-                for name in sorted(plots):
-                    rel = _safe_rel(plots[name])
-                    if rel and (run_dir / plots[name]).is_file():
-                        w.asset(run_dir / plots[name], f"runs/{ps}/{rel}")
-                        assets["plots"].append({"src": f"{ps}/{rel}", "caption": name.replace("_", " ")})
-                for hm in json.loads(row.get("heatmap_files") or "[]"):
-                    rel = _safe_rel(hm)
-                    if rel:
-                        w.asset(run_dir / hm, f"runs/{ps}/{rel}")
-                        assets["heatmaps"].append({"src": f"{ps}/{rel}", "caption": hm.removeprefix("explain/")})
-                w.write(f"runs/{ps}.html", _run_page(row, t, ps, assets).encode("utf-8"))
+        page_files, pages_written = _write_run_pages(out, tables, cache)
+        w.files.extend(page_files)
+    else:
+        cache["pages"] = {}
     w.close()
     tm["site_s"] = time.perf_counter() - t3
     # remove what an earlier render produced and this one did not (vanished runs or tasks)
@@ -540,8 +618,24 @@ def render_leaderboard(runs_dirs, out_dir="leaderboards", *, n_resamples: int = 
                 parent.rmdir()
                 parent = parent.parent
     cache["outputs"] = sorted(produced)
+    result = RenderResult(out_dir=out, collection=coll, tables=tables, problems=problems, files=sorted(produced),
+                          written=w.changed + pages_written, timings=tm, ci_computed=info.get("ci_computed", 0))
+    cache["digest"] = digest
+    cache["summary"] = result.summary(body_only=True)
     if use_cache:
         save_cache(out / CACHE_FILE, cache)
     tm["total_s"] = time.perf_counter() - t0
-    return RenderResult(out_dir=out, collection=coll, tables=tables, problems=problems, files=sorted(produced),
-                        written=w.changed, timings=tm, ci_computed=info.get("ci_computed", 0))
+    return result
+
+
+def _outputs_present(out: Path, outputs: list[str]) -> bool:
+    if not outputs:
+        return False
+    pages = {o[len("runs/"):] for o in outputs if o.startswith("runs/") and o.count("/") == 1}
+    if pages:
+        try:
+            if not pages <= set(os.listdir(out / "runs")):
+                return False
+        except OSError:
+            return False
+    return all((out / o).is_file() for o in outputs if not o.startswith("runs/"))

@@ -48,6 +48,20 @@ def _ci_cache_key(row, n_resamples: int, seed: int, kind: str) -> str:
     return json.dumps([row["abs_path"], prediction_key(row), n_resamples, seed, kind, int(bool(row["study_level"]))])
 
 
+class _LazyRows:
+    """run_id -> row (a Series) on demand: converting 10,000 rows to dicts up front costs seconds."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+        self.pos = {rid: i for i, rid in enumerate(df["run_id"])}
+        self._rows: dict[str, pd.Series] = {}
+
+    def __getitem__(self, rid: str) -> pd.Series:
+        if rid not in self._rows:
+            self._rows[rid] = self.df.iloc[self.pos[rid]]
+        return self._rows[rid]
+
+
 class _Stats:
     """CI and paired-test computations through the cache; prediction files read at most once."""
 
@@ -124,14 +138,33 @@ class _Stats:
 
 
 def _pick_pair(g_runs: pd.DataFrame, b_runs: pd.DataFrame):
-    merged = g_runs.merge(b_runs, on="split_sha256", suffixes=("_a", "_b"))
-    merged = merged[merged["split_sha256"] != ""]
-    if merged.empty:
-        return None
-    merged = merged.assign(_same=(merged["seed_a"] != merged["seed_b"]).astype(int))
-    merged = merged.sort_values(["_same", "seed_a", "seed_b", "run_id_a", "run_id_b"], kind="stable")
-    top = merged.iloc[0]
-    return top["run_id_a"], top["run_id_b"]
+    """(run of the row, run of the best) on the same split: same seed first, then lowest seeds,
+    then run ids. Linear in the number of runs (sweeps can have hundreds of seeds per row)."""
+    exact: dict[tuple, str] = {}
+    lowest: dict[str, tuple] = {}
+    for r, s, sp in zip(b_runs["run_id"], b_runs["seed"], b_runs["split_sha256"]):
+        if not sp:
+            continue
+        k = (_seed_key(s), r)
+        exact[(_seed_key(s), sp)] = min(exact.get((_seed_key(s), sp), r), r)
+        if sp not in lowest or k < lowest[sp]:
+            lowest[sp] = k
+    best = None
+    for r, s, sp in zip(g_runs["run_id"], g_runs["seed"], g_runs["split_sha256"]):
+        if sp not in lowest:
+            continue
+        sk = _seed_key(s)
+        if (sk, sp) in exact:
+            cand = (0, sk, sk, r, exact[(sk, sp)])
+        else:
+            cand = (1, sk, lowest[sp][0], r, lowest[sp][1])
+        if best is None or cand < best:
+            best = cand
+    return None if best is None else (best[3], best[4])
+
+
+def _seed_key(s):
+    return (1, 0) if s is None or (isinstance(s, float) and np.isnan(s)) else (0, float(s))
 
 
 def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, seed: int = 0,
@@ -181,13 +214,13 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
         agg["source"] = "this benchmark"
 
         # per-run CIs
-        by_id = {r["run_id"]: r for r in tr.to_dict("records")}
+        by_id = _LazyRows(tr)
         ref_ids = set(agg["ref_run_id"])
         ci_rows = []
         for rid in tr["run_id"]:
             want = ci_scope == "all" or (ci_scope == "reference" and rid in ref_ids)
             ci = st.ci(by_id[rid], kind) if want else None
-            flat = {"run_id": rid}
+            flat = {"run_id": rid, "_ci_key": _ci_cache_key(by_id[rid], n_resamples, seed, kind) if want else ""}
             for m, v in (ci or {}).items():
                 flat.update({f"ci_{m}_value": v["value"], f"ci_{m}_low": v["low"], f"ci_{m}_high": v["high"],
                              f"ci_{m}_method": v["method"]})
