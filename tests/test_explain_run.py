@@ -23,19 +23,22 @@ REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("explain_run")
+def _train(tmp: Path, *overrides: str) -> Path:
     args = [sys.executable, "-m", "bench.cli.train", f"paths.root_dir={tmp}", f"paths.runs_dir={tmp}/runs",
-            f"paths.cache_dir={tmp}/cache", f"paths.data_dir={tmp}/data", "data=tiny_fracatlas", "model=resnet18",
-            "image_size=64", "trainer.max_epochs=1", "callbacks=none", "logger=none", "measure_latency=false",
-            "trainer.enable_progress_bar=false", "data.batch_size=16"]
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0"}
+            f"paths.cache_dir={tmp}/cache", f"paths.data_dir={tmp}/data", "image_size=64", "trainer.max_epochs=1",
+            "callbacks=none", "logger=none", "measure_latency=false", "trainer.enable_progress_bar=false",
+            "data.batch_size=16", *overrides]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0", "YOLO_OFFLINE": "1"}
     proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=900, env=env)
     if proc.returncode != 0:
         raise AssertionError(f"bench-train failed:\n{proc.stderr[-4000:]}")
     (run,) = (tmp / "runs").iterdir()
     return run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("explain_run"), "data=tiny_fracatlas", "model=resnet18")
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +156,26 @@ def test_dataset_without_boxes_is_a_reported_skip(run_dir, tmp_path, monkeypatch
     assert ex["layers"] == ["backbone.layer4.1"] and ex["n_images"] == 3
     assert read_record(copy)["explain"]["localisation"]["skipped"] == "no boxes in dataset mura"
     assert pd.read_csv(copy / "explain" / "scores.csv").empty
+
+
+@pytest.mark.slow
+def test_real_mura_run_reports_the_skip(tmp_path):
+    from bench.explain import explain_run
+
+    run = _train(tmp_path, "data=tiny_mura", "model=resnet18")
+    ex = explain_run(run, methods=["gradcampp"], n_images=4, road_images=1, road_percentiles=[50], device="cpu")
+    assert ex["localisation"] == {"skipped": "no boxes in dataset mura"}
+    assert ex["road"]["per_method"]["gradcampp"]["n"] == 1 and ex["n_images"] == 4
+    assert read_record(run)["explain"]["summary"]["gradcampp"]["skipped"] == "no boxes in dataset mura"
+
+
+@pytest.mark.slow
+def test_real_yolov8_run_explains_every_layer(tmp_path):
+    from bench.explain import explain_run
+
+    run = _train(tmp_path, "data=tiny_fracatlas", "model=yolov8n_cls")
+    ex = explain_run(run, methods=["eigencam", "gradcampp"], n_images=4, road_images=0, device="cpu")
+    assert ex["layers"] == read_record(run)["model"]["cam_layers"] and len(ex["layers"]) >= 9
+    assert 0 <= ex["summary"]["eigencam"]["energy"] <= 1
+    z = np.load(run / "explain" / "heatmaps.npz")
+    assert z["eigencam"].shape[:2] == (4, len(ex["layers"]))
