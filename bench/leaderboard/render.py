@@ -138,6 +138,9 @@ def _mark(row) -> str:
     return "n/c" if vs.startswith("not comparable") else ""
 
 
+_SHORT = {"★": "★ best", "≈": "≈ n.s.", "↓": "↓ worse"}
+
+
 def _metric_label(m: str, kind: str) -> str:
     return MACRO_LABEL.get(m, METRIC_LABEL[m]) if kind == "multiclass" else METRIC_LABEL[m]
 
@@ -282,8 +285,8 @@ def _index_table(t: TaskTable, run_pages: dict[str, str]) -> dict:
                                               r.get(f"ref_ci_{t.primary}_high")),
                         None if is_lit else _v(r.get(f"ref_ci_{t.primary}_value")), True,
                         title=None if is_lit else f"reference run {r.get('ref_run_id')}"),
-            "mark": _cell("" if is_lit else f"{_mark(r)} {r.get('vs_best') or ''}".strip(),
-                          title=r.get("pair_runs") or None),
+            "mark": _cell("" if is_lit else _SHORT.get(_mark(r), f"{_mark(r)} {r.get('vs_best') or ''}".strip()),
+                          title=" ".join(x for x in (r.get("vs_best"), r.get("pair_runs")) if x) or None),
             "p": _cell("" if is_lit else _f(r.get("p_vs_best"), 4), _v(r.get("p_vs_best")), True),
             "seeds": _cell("" if is_lit else int(r["n_seeds"]), None if is_lit else _v(float(r["n_seeds"])), True,
                            title=None if is_lit else f"seeds {r['seeds']}"),
