@@ -19,6 +19,9 @@ import yaml
 from bench.cli.explain import main as explain_main
 from bench.record import read_record
 
+# pytorch-grad-cam's ROAD imputer calls np.argwhere on a torch tensor (numpy 2 deprecation).
+pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")
+
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
