@@ -323,10 +323,9 @@ def _runs_with_seeds(r: dict, t: TaskTable):
 
 
 def _run_page(row: dict, t: TaskTable, page_slug: str, assets: dict) -> str:
-    row = {k: _clean(v) for k, v in row.items()}
-    kind = t.kind
-    splits = [s for s in ("test", "val", "test_study") if any(k.startswith(f"{s}_") for k in row
-                                                            if _isnum(row.get(k)) and k != "test_study")]
+    # NaN (absent in this run) -> None; only the keys the page reads are checked
+    row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+    splits = [s for s in ("test", "val", "test_study") if _isnum(row.get(f"{s}_accuracy")) or _isnum(row.get(f"{s}_n"))]
     names = [m for m in DISPLAY_METRICS if any(_isnum(row.get(f"{s}_{m}")) for s in splits)]
     metric_rows = []
     for s in ("test", "test_study", "val"):
