@@ -222,3 +222,14 @@ def test_explain_scores_tolerate_shapes():
     assert got == {"explain_gradcam_pointing_game": 0.7, "explain_gradcam_energy": 0.3,
                    "explain_eigencam_pointing_game": 0.2}
     assert explain_scores({}) == {} and explain_scores({"explain": {"summary": [1, 2]}}) == {}
+
+
+def test_primary_override_switches_the_paired_test(runs: Path, tmp_path: Path):
+    res = render_leaderboard([runs], tmp_path / "lb", n_resamples=200, primary={"binary": "accuracy"})
+    t = res.tables["fracatlas_binary"]
+    assert t.primary == "accuracy" and t.test_name == "McNemar"
+    csv = pd.read_csv(tmp_path / "lb" / "fracatlas_binary.csv").set_index("model")
+    ours = csv[csv["source"] == "this benchmark"]
+    assert list(ours["test_accuracy_mean"]) == sorted(ours["test_accuracy_mean"], reverse=True)
+    tested = ours[ours["p_vs_best"].notna()]
+    assert len(tested) == 2 and (tested["p_vs_best"] == tested["p_mcnemar"]).all()

@@ -8,8 +8,9 @@ Definitions (also in docs/leaderboards.md):
 - The *best* row has the highest mean primary metric (ties: model name, then protocol).
 - Each other row is compared with the best on the same test items: a run of the row and a run of
   the best with the same split sha256 (same seed preferred, then the lowest seed). No shared
-  split: "not comparable". Binary tables use DeLong on ROC-AUC, multi-class tables McNemar on
-  per-item correctness (no standard paired test exists for macro-F1; McNemar tests accuracy).
+  split: "not comparable". Tables ranked by ROC-AUC (binary) use DeLong; the others (multi-class,
+  ranked by macro-F1, or any other --primary) McNemar on per-item correctness (no standard
+  paired test exists for macro-F1; McNemar tests accuracy).
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
                                 left_on="ref_run_id", right_index=True, how="left")
 
         # paired test against the best row
-        test_name = "DeLong" if kind == "binary" else "McNemar"
+        # DeLong tests ROC-AUC; any other primary metric gets McNemar (per-item correctness)
+        test_name = "DeLong" if (kind == "binary" and prim == "auroc") else "McNemar"
         agg["is_best"] = False
         agg["p_delong"] = np.nan
         agg["p_mcnemar"] = np.nan
@@ -268,7 +270,7 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
                 if "delong" in res:
                     agg.loc[i, "p_delong"] = res["delong"]["p"]
                 agg.loc[i, "p_mcnemar"] = res["mcnemar"]["p"]
-                p = res["delong"]["p"] if kind == "binary" else res["mcnemar"]["p"]
+                p = res["delong"]["p"] if test_name == "DeLong" else res["mcnemar"]["p"]
                 agg.loc[i, "p_vs_best"] = p
                 agg.loc[i, "vs_best"] = "not significantly different" if p >= alpha else "significantly worse"
         agg["not_sig_worse"] = (agg["vs_best"] == "not significantly different") | agg["is_best"]
