@@ -233,3 +233,16 @@ def test_primary_override_switches_the_paired_test(runs: Path, tmp_path: Path):
     assert list(ours["test_accuracy_mean"]) == sorted(ours["test_accuracy_mean"], reverse=True)
     tested = ours[ours["p_vs_best"].notna()]
     assert len(tested) == 2 and (tested["p_vs_best"] == tested["p_mcnemar"]).all()
+
+
+def test_bad_predictions_are_a_listed_problem_not_fatal(runs: Path, tmp_path: Path):
+    bad = make_run(runs, "fracatlas_binary", "badpreds", 0, n_images=N)
+    (bad / "predictions.csv").write_text("image_id,split,label,pred,prob_non_fractured,prob_fractured\nx,test,zz,1,a,b\n")
+    nopred = make_run(runs, "fracatlas_binary", "nopreds", 0, n_images=N)
+    (nopred / "predictions.csv").unlink()
+    res = render_leaderboard([runs], tmp_path / "lb", n_resamples=200)
+    probs = {Path(p["path"]).name: p["reason"] for p in res.problems}
+    assert bad.name in probs and "missing" in probs[nopred.name]
+    csv = pd.read_csv(tmp_path / "lb" / "fracatlas_binary.csv").set_index("model")
+    assert np.isnan(csv.loc["badpreds", "ref_ci_auroc_low"]) and csv.loc["nopreds", "vs_best"] == "no predictions"
+    assert "## Problems" in (tmp_path / "lb" / "report.md").read_text()

@@ -80,10 +80,15 @@ class _Stats:
         p = row["abs_path"]
         if p not in self._preds:
             try:
-                self._preds[p] = load_predictions(row)
-            except BenchError as e:
+                ps = load_predictions(row)
+                k = ps.prob.shape[1]
+                if ps.n and (ps.label.min() < 0 or ps.label.max() >= k or ps.pred.min() < 0 or ps.pred.max() >= k):
+                    raise BenchError(f"{row['path']}: label/pred outside 0..{k - 1} in the predictions")
+                self._preds[p] = ps
+            except (BenchError, ValueError, KeyError, TypeError) as e:
+                # a bad predictions file costs the run its CI and tests, not the leaderboard
                 self._preds[p] = None
-                self.problems.append({"path": row["path"], "reason": str(e)})
+                self.problems.append({"path": row["path"], "reason": str(e).splitlines()[0] if str(e) else type(e).__name__})
         return self._preds[p]
 
     def _cached(self, store: str, key: str, compute):
@@ -195,7 +200,9 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
         prim = primary_by_kind[kind]
         mcols = [f"{split}_{m}" for m in DISPLAY_METRICS if f"{split}_{m}" in tr.columns]
         if f"{split}_{prim}" not in tr.columns:
-            raise BenchError(f"task {task}: no run has metrics.{split}.{prim} (the primary metric)")
+            problems.append({"path": task, "reason": f"no run of task {task} has metrics.{split}.{prim} "
+                                                      "(the primary metric): table skipped"})
+            continue
         ecols = sorted(c for c in tr.columns if c.startswith("explain_") and tr[c].notna().any())
         ccols = [c for c in COST_COLS if c in tr.columns]
         agg = stats.aggregate_seeds(tr, GROUP, mcols + ccols + ecols)
