@@ -222,6 +222,14 @@ def test_explain_scores_tolerate_shapes():
     assert got == {"explain_gradcam_pointing_game": 0.7, "explain_gradcam_energy": 0.3,
                    "explain_eigencam_pointing_game": 0.2}
     assert explain_scores({}) == {} and explain_scores({"explain": {"summary": [1, 2]}}) == {}
+    # the shape bench.explain writes (bench/explain/run.py), including a skipped method
+    written = {"explain": {"summary": {
+        "gradcam": {"pointing_game": 0.5, "energy": 0.25, "iou": 0.125, "n": 8, "final_layer": "layer4"},
+        "eigencam": {"pointing_game": None, "energy": None, "iou": None, "n": 0, "final_layer": "layer4",
+                     "skipped": "no boxes"}}}}
+    assert explain_scores(written) == {"explain_gradcam_pointing_game": 0.5, "explain_gradcam_energy": 0.25,
+                                       "explain_gradcam_iou": 0.125, "explain_eigencam_pointing_game": None,
+                                       "explain_eigencam_energy": None, "explain_eigencam_iou": None}
 
 
 def test_primary_override_switches_the_paired_test(runs: Path, tmp_path: Path):

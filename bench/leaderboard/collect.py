@@ -33,7 +33,7 @@ COST_FIELDS = {"params": ("model", "params"), "gmacs": ("model", "gmacs"),
                "device": ("cost", "device"), "precision_mode": ("cost", "precision")}
 PROTOCOL_FIELDS = ("experiment", "image_size", "size_policy", "balance", "augment", "epochs",
                    "batch_size", "optimizer", "lr", "monitor")
-EXPLAIN_SCORES = ("pointing_game", "energy")
+EXPLAIN_SCORES = ("pointing_game", "energy", "iou")  # as bench.explain writes them
 
 
 @dataclass
