@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -28,8 +29,23 @@ def _is_multirun() -> bool:
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+def _quiet_libraries() -> None:
+    """One line per event: Lightning adds its own console handlers on top of Hydra's (every line
+    printed twice), and warns about `srun` on any machine that has SLURM installed."""
+    import lightning.pytorch  # noqa: F401  (importing lightning adds the handlers removed here)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        lib_logger = logging.getLogger(name)
+        for handler in list(lib_logger.handlers):
+            lib_logger.removeHandler(handler)
+        lib_logger.propagate = True  # to Hydra's handlers (console + the job's log file)
+    warnings.filterwarnings("ignore", message=r".*`srun` command is available on your system")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _main(cfg: DictConfig) -> float:
+    _quiet_libraries()
     from bench.sweep.summary import note_run
     from bench.training.run import run
 

@@ -33,8 +33,8 @@ def compute_metrics(
     ``positive_index`` selects the positive class for binary tasks; pass None for multi-class.
     Undefined values (e.g. ROC-AUC when the labels hold one class) are NaN, never a crash.
     """
-    probs = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    probs = torch.as_tensor(np.array(probs, dtype=np.float32))  # a copy: pandas arrays are read-only
+    labels = torch.as_tensor(np.array(labels, dtype=np.int64))
     n, num_classes = probs.shape
     preds = probs.argmax(dim=1)
     out: dict = {"n": int(n)}
