@@ -104,9 +104,14 @@ def test_same_command_again_skips_the_complete_run(single_run, workdir):
 
 def test_multirun_two_backbones_two_tasks_share_splits(workdir):
     _train(workdir, "-m", "data=tiny_fracatlas,tiny_fracatlas_region", "model=resnet18,mobilenetv3_small", *FAST,
-           "paths.runs_dir=" + str(workdir / "sweep"))
+           "paths.runs_dir=" + str(workdir / "sweep"), "leaderboard.enabled=true",
+           f"leaderboard.out_dir={workdir / 'board'}")
     records = _records(workdir / "sweep")
     assert len(records) == 4
+    # leaderboard.enabled renders once at the end of the sweep, from all four records
+    board = pd.read_csv(next((workdir / "board").glob("*tiny_fracatlas_region*.csv")))
+    assert {"resnet18", "mobilenetv3_small"} <= set(board["model"])
+    assert (workdir / "board" / "index.html").is_file()
     by_task: dict[str, set] = {}
     for rec in records.values():
         by_task.setdefault(rec["task"]["name"], set()).add(rec["split"]["sha256"])

@@ -171,3 +171,20 @@ class SweepSummary(Callback):
         last_summary = summary
         if self.print_table:
             print(f"SWEEP SUMMARY ({sweep_dir})\n{format_table(summary)}", flush=True)
+        board = config.get("leaderboard")
+        if board is not None and board.get("enabled"):
+            _render_leaderboard(config)
+
+
+def _render_leaderboard(config: DictConfig) -> None:
+    """leaderboard.enabled=true: render once the whole sweep is done (not after every job)."""
+    from bench.errors import BenchError
+    from bench.leaderboard import render_leaderboard
+
+    try:
+        result = render_leaderboard([config.paths.runs_dir], config.leaderboard.out_dir,
+                                    n_resamples=int(config.leaderboard.n_resamples))
+        log.info("leaderboard rendered into %s", config.leaderboard.out_dir)
+        return result
+    except BenchError as exc:  # the sweep's results are safe on disk; say why there is no board
+        print(f"error: leaderboard not rendered: {exc}", flush=True)
