@@ -93,3 +93,17 @@ def test_study_aggregation_is_the_mean_of_image_probabilities():
     assert s.loc["A", "prob_abnormal"] == pytest.approx((0.1 + 0.8 + 0.7) / 3)
     assert s.loc["A", "pred"] == 1 and s.loc["B", "pred"] == 0
     assert len(s) == 2
+
+
+
+def test_atomic_writes_leave_normal_permissions(tmp_path):
+    import stat
+
+    from bench import record
+
+    record.atomic_write_text(tmp_path / "a.txt", "x")
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    # mkstemp alone would leave 0600, unreadable for the group on shared cluster storage
+    assert mode == 0o666 & ~record._UMASK
+    assert (tmp_path / "a.txt").read_text() == "x"
+    assert not list(tmp_path.glob(".a.txt.*.tmp")), "no temporary file is left behind"
