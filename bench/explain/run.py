@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import io
-import json
 import logging
 import time
 from pathlib import Path
@@ -199,6 +198,8 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
     if n_images < 1 or batch_size < 1:
         raise BenchError(f"explain: n_images={n_images}, batch_size={batch_size}: both must be >= 1")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"explain: device={device} but CUDA is not available here; use --device cpu")
 
     from bench.training import load_run
 
