@@ -59,7 +59,11 @@ class EpochSeededSampler(Sampler[int]):
 
     def __iter__(self):
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=gen).tolist())
+        order = torch.randperm(self.n, generator=gen).tolist()
+        # One augmentation seed per sample: its random transform is then a function of
+        # (seed, epoch, position) alone, whatever the workers, prefetching or a resume do.
+        seeds = torch.randint(0, 2**62, (self.n,), generator=gen).tolist()
+        return iter(zip(order, seeds))
 
 
 class CachedImageDataset(Dataset):
@@ -74,10 +78,15 @@ class CachedImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, seed = key if isinstance(key, tuple) else (key, None)
         r = int(self.rows[i])
         x = torch.from_numpy(self.images[r]).unsqueeze(0)
-        return self.transform(x), int(self.labels[r]), r
+        if seed is None:
+            return self.transform(x), int(self.labels[r]), r
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(x), int(self.labels[r]), r
 
 
 def generate_fixture(dataset: str, root: Path, seed: int = 0) -> None:
@@ -286,7 +295,9 @@ class FractureDataModule(L.LightningDataModule):
         shuffle = (split == "train") if shuffle is None else shuffle
         sampler = EpochSeededSampler(len(ds), self.seed) if shuffle else None
         return DataLoader(ds, batch_size=batch_size or self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          persistent_workers=self.persistent_workers, pin_memory=self.pin_memory, drop_last=False)
+                          persistent_workers=self.persistent_workers, pin_memory=self.pin_memory,
+                          # a last train batch of one image breaks BatchNorm (and is noise anyway)
+                          drop_last=shuffle and len(ds) > (batch_size or self.batch_size))
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

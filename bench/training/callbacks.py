@@ -71,14 +71,17 @@ class ThroughputMeter(L.Callback):
 
 
 class EpochSeeder(L.Callback):
-    """Re-seeds the global RNGs (augmentation, dropout, worker seeds) from (seed, epoch) at the start
-    of every training epoch, so that resuming from an epoch-end checkpoint replays exactly what an
-    uninterrupted run would do (Lightning checkpoints do not hold RNG states)."""
+    """Re-seeds the global RNGs (dropout and anything else in the step) from (seed, epoch) at the
+    first training batch of every epoch, so that resuming from an epoch-end checkpoint replays
+    exactly what an uninterrupted run does (Lightning checkpoints hold no RNG state). It runs after
+    the loader's iterator is created, which itself draws from the global RNG at a point that
+    differs between a fresh and a resumed epoch. Augmentation has per-sample seeds (the sampler)."""
 
     def __init__(self, seed: int):
         self.seed = int(seed)
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        from lightning.fabric.utilities.seed import seed_everything
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            from lightning.fabric.utilities.seed import seed_everything
 
-        seed_everything((self.seed * 1_000_003 + trainer.current_epoch) % 2**32, workers=True, verbose=False)
+            seed_everything((self.seed * 1_000_003 + trainer.current_epoch) % 2**32, workers=True, verbose=False)
