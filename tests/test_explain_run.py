@@ -134,6 +134,9 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     assert "checkpoint is missing" in err and "\n" not in err
     assert explain_main([str(run_dir), "--methods", "scorecam", "--road-images", "0"]) == 2
     assert "unknown" in capsys.readouterr().err
+    if not __import__("torch").cuda.is_available():
+        assert explain_main([str(run_dir), "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
     assert explain_main([str(run_dir), "--layers", "layer9", "--n-images", "1", "--road-images", "0"]) == 2
     assert "valid names" in capsys.readouterr().err
 
