@@ -179,3 +179,27 @@ def test_real_fracatlas_region_beats_majority_baseline(fracatlas_root, tmp_path)
     assert test["accuracy"] > majority + 0.1, (test["accuracy"], majority, proc.stdout[-500:])
     report = json.loads((tmp_path / "runs" / rec["run_id"] / "data_report.json").read_text())
     assert report  # the real data's defects are reported, not silently dropped
+
+
+def test_transfer_learning_run_from_local_weights_reloads_exactly(workdir, lite0_weights):
+    """Real ImageNet weights from a local file, trained through the CLI; the finished run reloads
+    (load_run, as bench-explain does) and reproduces its recorded test probabilities."""
+    import torch
+
+    from bench.training import load_run
+
+    _train(workdir, "data=tiny_fracatlas", "model=efficientnet_lite0", "model.pretrained=true",
+           f"model.weights={lite0_weights}", *FAST, "trainer.max_epochs=1", "paths.runs_dir=" + str(workdir / "tl"))
+    (run_id, rec), = _records(workdir / "tl").items()
+    assert rec["model"]["pretrained"] is True and rec["protocol"]["pretrained"] is True
+    module, dm, record = load_run(workdir / "tl" / run_id)
+    assert record["run_id"] == run_id
+    probs, rows = [], []
+    with torch.no_grad():
+        for x, _, r in dm.dataloader("test"):
+            probs.append(module(x).softmax(1))
+            rows.append(r)
+    probs = torch.cat(probs).numpy()
+    ids = dm.table["image_id"].to_numpy()[torch.cat(rows).numpy()]
+    saved = pd.read_csv(workdir / "tl" / run_id / "predictions.csv").query("split == 'test'").set_index("image_id")
+    assert np.allclose(saved.loc[ids, "prob_fractured"].to_numpy(), probs[:, 1], atol=1e-5)

@@ -422,7 +422,8 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[FractureC
     dm = _instantiate(cfg.data, "data", image_size=int(record["model"]["input_size"]), mean=list(mean), std=list(std))
     dm.prepare_data()
     dm.setup("test")
-    model = _instantiate(cfg.model, "model", num_classes=dm.num_classes, pretrained=False)
+    # The checkpoint holds every weight: do not load (or require) the pretrained file again.
+    model = _instantiate(cfg.model, "model", num_classes=dm.num_classes, pretrained=False, weights=None)
     module = FractureClassifier(model, dm.classes, dm.positive_index, OmegaConf.to_container(cfg.optim, resolve=True))
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     module.load_state_dict(state["state_dict"])
