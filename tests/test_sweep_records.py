@@ -91,11 +91,8 @@ def _cache_worker(args: tuple[int, str, str, list[str]]) -> list[str]:
     return errors
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "bench/data/cache.py race: build_cache reads index.json without the lock and memmaps its data "
-    "file after releasing it, while another process's _update_store os.replace()s a new data file "
-    "and unlinks the old one -> FileNotFoundError (images-<token>.u8) in the reader. Happens when "
-    "jobs request different selections of the same root and size at once."))
+# Six processes asking for different selections of one root at one size at once: readers must
+# never open a store file that a concurrent builder has just replaced (readers hold a shared lock).
 def test_decoded_cache_parallel_builders(tmp_path: Path) -> None:
     root = tmp_path / "data"
     root.mkdir()
