@@ -110,3 +110,14 @@ def test_seed000_and_seed002_region_dry_runs(tmp_path):
     region = _sweep(tmp_path / "region", "experiment=seed002_region",
                     "data=tiny_fracatlas_region", "hydra.sweeper.params.model=resnet18", "data.balance.per_class=30")
     assert any(r["task"]["name"] == "tiny_fracatlas_region" for r in region.values())
+
+
+def test_seed000_search_pins_the_balanced_variant():
+    from bench.sweep.plugins import ensure_plugins
+
+    ensure_plugins()
+    cfg = _compose("hparams_search=seed000_optuna", "experiment=seed000", "hydra.sweeper.params.variant=balanced")
+    params = dict(cfg.hydra.sweeper.params)
+    assert params["variant"] == "balanced"  # a fixed value, not a search dimension
+    assert set(params) == {"variant", "model.head.dropout", "model.head.dense_units", "optim.lr"}
+    assert cfg.hydra.sweeper.n_trials == 10
