@@ -89,7 +89,7 @@ def test_seed002_binary_dry_run_three_backbones_one_split(tmp_path):
     """Three small backbones, YOLOv8n-cls among them, through the preset: three complete records,
     one split hash."""
     records = _sweep(tmp_path, "experiment=seed002_binary", "data=tiny_fracatlas",
-                     "hydra.sweeper.params.model=resnet18,mobilenetv3_small,yolov8n_cls")
+                     "hydra.sweeper.params.model='resnet18,mobilenetv3_small,yolov8n_cls'")
     assert sorted(r["model"]["name"] for r in records.values()) == ["mobilenetv3_small", "resnet18", "yolov8n_cls"]
     assert len({r["split"]["sha256"] for r in records.values()}) == 1
     for r in records.values():
