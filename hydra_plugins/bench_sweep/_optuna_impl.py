@@ -75,6 +75,18 @@ def _values(ret: JobReturn, n_directions: int) -> tuple[Optional[List[float]], O
     return values, None
 
 
+def _reseed(sampler: Any, seed: int) -> None:
+    """A seeded sampler re-created by a re-run replays its first draws, so the resumed trials
+    would repeat earlier trials' parameters (same config -> a skipped run). Re-seed it from
+    (seed, trials so far): still deterministic, never a replay. optuna<3 keeps the RNGs in
+    ``_rng`` of the sampler and of TPE's start-up random sampler; there is no public setter."""
+    import numpy as np
+
+    for obj in (sampler, getattr(sampler, "_random_sampler", None)):
+        if obj is not None and hasattr(obj, "_rng"):
+            obj._rng = np.random.RandomState(seed % 2**32)
+
+
 class BenchOptunaSweeperImpl(OptunaSweeperImpl):
     def sweep(self, arguments: List[str]) -> None:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -96,6 +108,9 @@ class BenchOptunaSweeperImpl(OptunaSweeperImpl):
         study = optuna.create_study(study_name=self.study_name, storage=self.storage, sampler=self.sampler,
                                     directions=directions, load_if_exists=True)
         recover_interrupted(study)
+        seed = OmegaConf.select(self.config, "hydra.sweeper.sampler.seed")
+        if study.trials and seed is not None:
+            _reseed(study.sampler, int(seed) + len(study.trials))
         done = counted_trials(study)
         to_go = max(0, self.n_trials - done)
         log.info("Study %s (%s): %d of n_trials=%d done, %d to run; directions %s",
