@@ -31,8 +31,10 @@ class HistoryWriter(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         row = {"epoch": trainer.current_epoch}
+        if hasattr(pl_module, "epoch_train_loss"):  # logged by the module after this hook runs
+            row["train_loss"] = pl_module.epoch_train_loss()
         for key, value in sorted(trainer.callback_metrics.items()):
-            if key.startswith(("train/", "val/")):
+            if key.startswith(("train/", "val/")) and key.replace("/", "_") not in row:
                 v = float(value)
                 row[key.replace("/", "_")] = v if math.isfinite(v) else float("nan")
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
