@@ -84,9 +84,15 @@ class CachedImageDataset(Dataset):
         x = torch.from_numpy(self.images[r]).unsqueeze(0)
         if seed is None:
             return self.transform(x), int(self.labels[r]), r
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        # Seed only the CPU generator the transforms draw from, and put its state back after:
+        # torch.random.fork_rng does the same but cost ~30% of an augmented sample here.
+        gen = torch.default_generator
+        state = gen.get_state()
+        gen.manual_seed(seed)
+        try:
             return self.transform(x), int(self.labels[r]), r
+        finally:
+            gen.set_state(state)
 
 
 def generate_fixture(dataset: str, root: Path, seed: int = 0) -> None:
