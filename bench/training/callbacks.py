@@ -43,23 +43,40 @@ class HistoryWriter(L.Callback):
 
 class ThroughputMeter(L.Callback):
     """Training images per second: images seen in training batches over the wall time of the
-    training part of each epoch (data loading included, validation excluded)."""
+    training part of each epoch (data loading included, validation excluded). The first
+    ``warmup_batches`` batches of the run are left out (kernel selection and allocator warm-up
+    dominate them on short runs); a run too short for that falls back to counting every batch."""
 
-    def __init__(self):
-        self.images = 0
-        self.seconds = 0.0
+    def __init__(self, warmup_batches: int = 2):
+        self.warmup_batches = warmup_batches
+        self.images = self.all_images = 0
+        self.seconds = self.all_seconds = 0.0
+        self._seen = 0
         self._t0: float | None = None
+        self._t0_all: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self._t0 = time.perf_counter()
+        now = time.perf_counter()
+        self._t0_all = now
+        self._t0 = now if self._seen >= self.warmup_batches else None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.images += int(batch[0].shape[0])
+        n = int(batch[0].shape[0])
+        self.all_images += n
+        if self._seen >= self.warmup_batches:
+            self.images += n
+        self._seen += 1
+        if self._seen == self.warmup_batches:
+            self._t0 = time.perf_counter()  # timing starts after the warm-up batches
 
     def _stop(self):
+        now = time.perf_counter()
         if self._t0 is not None:
-            self.seconds += time.perf_counter() - self._t0
+            self.seconds += now - self._t0
             self._t0 = None
+        if self._t0_all is not None:
+            self.all_seconds += now - self._t0_all
+            self._t0_all = None
 
     def on_validation_epoch_start(self, trainer, pl_module):
         self._stop()
@@ -69,7 +86,9 @@ class ThroughputMeter(L.Callback):
 
     @property
     def images_per_s(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else float("nan")
+        if self.images and self.seconds > 0:
+            return self.images / self.seconds
+        return self.all_images / self.all_seconds if self.all_seconds > 0 else float("nan")
 
 
 class EpochSeeder(L.Callback):

@@ -394,7 +394,7 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
         "resumed_from": resume_from,
         "metrics": metrics,
         "cost": {"device": device, "precision": str(cfg.trainer.precision), "train_images_per_s": meter.images_per_s,
-                 "train_images": meter.images, "inference_ms_per_image": latency,
+                 "train_images": meter.all_images, "inference_ms_per_image": latency,
                  "wall_s": {"total": time.perf_counter() - t_start, "fit": fit_s, "test": test_s}},
         "data": {"root": str(cfg.data.get("root")), "truncated": dm.report.get("truncated", []) if isinstance(dm.report, dict) else None},
         "files": files,

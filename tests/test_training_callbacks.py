@@ -1,0 +1,34 @@
+"""The throughput figure of the run record leaves out warm-up batches, and never goes empty."""
+
+import time
+
+import torch
+
+from bench.training.callbacks import ThroughputMeter
+
+BATCH = (torch.zeros(8, 1),)
+
+
+def _epoch(meter, sleeps):
+    meter.on_train_epoch_start(None, None)
+    for i, s in enumerate(sleeps):
+        time.sleep(s)
+        meter.on_train_batch_end(None, None, None, BATCH, i)
+    meter.on_train_epoch_end(None, None)
+
+
+def test_warmup_batches_are_left_out_of_images_per_second():
+    meter = ThroughputMeter(warmup_batches=2)
+    _epoch(meter, [0.3, 0.3, 0.01, 0.01, 0.01])  # two slow warm-up batches, then fast ones
+    _epoch(meter, [0.01, 0.01])
+    assert meter.images == 5 * 8 and meter.all_images == 7 * 8
+    everything = meter.all_images / meter.all_seconds
+    assert meter.images_per_s > 5 * everything  # the slow start does not drag the figure down
+    assert meter.images_per_s < 8 / 0.01  # each timed batch took at least 10 ms
+
+
+def test_a_run_shorter_than_the_warmup_counts_every_batch():
+    meter = ThroughputMeter(warmup_batches=2)
+    _epoch(meter, [0.02, 0.02])
+    assert meter.images == 0
+    assert 0 < meter.images_per_s < 16 / 0.04
