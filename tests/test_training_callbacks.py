@@ -32,3 +32,21 @@ def test_a_run_shorter_than_the_warmup_counts_every_batch():
     _epoch(meter, [0.02, 0.02])
     assert meter.images == 0
     assert 0 < meter.images_per_s < 16 / 0.04
+
+
+def test_compiled_module_keeps_plain_checkpoint_keys():
+    """accel.compile must not change what a checkpoint holds: load_run rebuilds an uncompiled model."""
+    from bench.models import create_model
+    from bench.training.module import FractureClassifier
+
+    torch.manual_seed(0)
+    module = FractureClassifier(create_model("resnet18", num_classes=2), ["a", "b"], 1, {"name": "adam", "lr": 1e-3})
+    module.eval()
+    keys = list(module.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        eager = module(x)
+        module.compile_model(backend="eager")  # the dynamo path without a C++ toolchain run
+        compiled = module(x)
+    assert list(module.state_dict()) == keys and not any("_orig_mod" in k for k in keys)
+    assert torch.allclose(eager, compiled, atol=1e-5)

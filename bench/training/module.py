@@ -41,10 +41,15 @@ class FractureClassifier(L.LightningModule):
         self.val_metrics = ClassificationMetrics(len(self.class_names), positive_index, self.class_names)
         self._loss_sum, self._loss_n = torch.zeros(()), 0
 
+    def compile_model(self, backend: str = "inductor") -> None:
+        """torch.compile for the steps, kept off the module tree so checkpoints keep the plain
+        ``model.*`` keys (a compiled submodule would save ``model._orig_mod.*``)."""
+        object.__setattr__(self, "_compiled", torch.compile(self.model, backend=backend))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.__dict__.get("_compiled", self.model)(x)
 
     def training_step(self, batch, batch_idx):
         x, y, _ = batch

@@ -271,7 +271,7 @@ def run(cfg: DictConfig) -> dict:
     module = FractureClassifier(model, dm.classes, dm.positive_index, OmegaConf.to_container(cfg.optim, resolve=True),
                                 dm.class_weights, channels_last=cfg.accel.channels_last)
     if cfg.accel.compile:
-        module.model = torch.compile(module.model)
+        module.compile_model()
 
     sweep = _sweep_info()
     history = HistoryWriter(run_dir / "history.csv")
@@ -366,7 +366,7 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
 
     from bench.models.cost import count_params, gmacs, inference_latency_ms
 
-    net = getattr(module.model, "_orig_mod", module.model)
+    net = module.model
     latency = inference_latency_ms(net, image_size, device=device) if cfg.measure_latency else None
     spec = getattr(net, "spec", None)
     cam_layers = [name for name, _ in net.cam_layers()] if hasattr(net, "cam_layers") else []
