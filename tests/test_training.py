@@ -1,4 +1,5 @@
-"""The throughput figure of the run record leaves out warm-up batches, and never goes empty."""
+"""Training-loop pieces: the throughput figure leaves out warm-up batches and never goes empty;
+compiling keeps checkpoint keys."""
 
 import time
 
