@@ -17,9 +17,10 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from bench.record import atomic_write_bytes  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path, dpi: int = 110) -> None:
+    """PNG written atomically (a reader never sees half a file), figure closed."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -36,7 +37,7 @@ def plot_roc(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], 
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title=title or "ROC (test)", xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(cm: Sequence[Sequence[int]], class_names: Sequence[str], path: Path, title: str = "") -> None:
@@ -50,7 +51,7 @@ def plot_confusion(cm: Sequence[Sequence[int]], class_names: Sequence[str], path
     ax.set_xticks(range(k), class_names, rotation=30, ha="right")
     ax.set_yticks(range(k), class_names)
     ax.set(xlabel="Predicted", ylabel="True", title=title or "Confusion matrix (test)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_learning_curves(history: pd.DataFrame, path: Path, monitor: str) -> None:
@@ -66,4 +67,4 @@ def plot_learning_curves(history: pd.DataFrame, path: Path, monitor: str) -> Non
             axes[1].plot(history["epoch"], history[col], marker="o", label=col)
     axes[1].set(xlabel="epoch", title="Validation")
     axes[1].legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -1,23 +1,18 @@
 """Figures: per-layer grids (seed 002 Fig. 3: columns = layers) and single overlays, GT boxes drawn.
 
-Written through ``bench.record.atomic_write_bytes`` so a reader never sees half a PNG."""
+Written through ``bench.evaluation.plots.save_figure`` (atomic) so a reader never sees half a PNG."""
 
 from __future__ import annotations
 
-import io
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from bench.record import atomic_write_bytes
-
 __all__ = ["grid_figure", "overlay_figure", "to_display"]
 
 
 def _plt():
-    os.environ.setdefault("MPLCONFIGDIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-mpl"))
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -51,11 +46,9 @@ def _draw(ax, img, heat, boxes, alpha=0.45):
 
 
 def _save(fig, path: Path) -> None:
-    plt = _plt()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from bench.evaluation.plots import save_figure
+
+    save_figure(fig, path, dpi=90)
 
 
 def grid_figure(path: Path, image: np.ndarray, maps: np.ndarray, methods: Sequence[str],
