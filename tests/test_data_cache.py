@@ -32,9 +32,9 @@ def count_decodes(monkeypatch):
     calls: list[str] = []
     real = cache_mod.decode_resized_uint8
 
-    def counting(path, size, truncated):
+    def counting(path, size, *args):
         calls.append(os.path.basename(path))
-        return real(path, size, truncated)
+        return real(path, size, *args)
 
     monkeypatch.setattr(cache_mod, "decode_resized_uint8", counting)
     return calls

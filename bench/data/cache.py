@@ -3,7 +3,7 @@
 Store: ``<cache_dir>/decoded/<root-hash>_s<size>_<policy>/`` holding ``index.json`` and a uint8
 memmap ``images-<token>.u8`` of shape N x S x S. An entry is keyed by the file's absolute path,
 byte size and mtime_ns: a changed file re-decodes alone; a new size or truncated policy is
-another store. ``index.json`` is the commit point (data file first, then the index, both by
+another store (so is a ``max_image_pixels`` other than Pillow's default). ``index.json`` is the commit point (data file first, then the index, both by
 ``os.replace``) and updates hold an ``fcntl`` lock, so two processes building at once are safe.
 The cache never lives inside the data root: datasets are read-only.
 """
@@ -23,7 +23,15 @@ from typing import Iterator
 
 import numpy as np
 
-from bench.data.decode import TRUNCATED_POLICIES, SkippedImage, TruncatedImageError, decode_resized_uint8
+from bench.data.decode import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    TRUNCATED_POLICIES,
+    SkippedImage,
+    TruncatedImageError,
+    UnreadableImage,
+    check_max_image_pixels,
+    decode_resized_uint8,
+)
 from bench.errors import BenchError
 from bench.record import atomic_write_json
 
@@ -37,6 +45,7 @@ class CacheResult:
     truncated: list[str] = field(default_factory=list)  # paths decoded leniently
     skipped: list[str] = field(default_factory=list)  # paths left out (policy skip)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+    reasons: dict[str, str] = field(default_factory=dict)  # unreadable path -> short reason code
     n_decoded: int = 0  # files decoded by this call (0 when everything was cached)
     store: Path | None = None
 
@@ -49,7 +58,8 @@ def _inside(child: Path, parent: Path) -> bool:
         return False
 
 
-def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, truncated: str) -> Path:
+def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, truncated: str,
+              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Path:
     cache_dir = Path(cache_dir).expanduser().resolve()
     root = Path(root).expanduser().resolve()
     if _inside(cache_dir, root):
@@ -58,7 +68,9 @@ def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, 
             f"choose a cache_dir outside it (e.g. paths.cache_dir)"
         )
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    return cache_dir / "decoded" / f"{root.name or 'root'}-{tag}_s{int(size)}_{truncated}"
+    # The default limit keeps the historic store name; another limit can change which files are readable.
+    limit = "" if int(max_image_pixels) == DEFAULT_MAX_IMAGE_PIXELS else f"_p{int(max_image_pixels)}"
+    return cache_dir / "decoded" / f"{root.name or 'root'}-{tag}_s{int(size)}_{truncated}{limit}"
 
 
 @contextmanager
@@ -99,18 +111,20 @@ def _fingerprint(path: str) -> list[int] | None:
     return [int(st.st_size), int(st.st_mtime_ns)]
 
 
-def _decode_one(args: tuple[str, int, str]) -> tuple[str, np.ndarray | None, bool]:
-    """(status, array, truncated); status is 'ok', 'skipped' or an error message."""
-    path, size, truncated = args
+def _decode_one(args: tuple[str, int, str, int]) -> tuple[str, np.ndarray | None, bool, str | None]:
+    """(status, array, truncated, reason); status is 'ok', 'skipped' or an error message."""
+    path, size, truncated, max_pixels = args
     try:
-        arr, was_truncated = decode_resized_uint8(path, size, truncated)
-        return "ok", arr, was_truncated
+        arr, was_truncated = decode_resized_uint8(path, size, truncated, max_pixels)
+        return "ok", arr, was_truncated, None
     except SkippedImage:
-        return "skipped", None, True
+        return "skipped", None, True, None
     except TruncatedImageError:
         raise  # policy "error": stop the whole build
+    except UnreadableImage as exc:
+        return str(exc), None, False, exc.reason
     except BenchError as exc:
-        return str(exc), None, False
+        return str(exc), None, False, "unreadable"
 
 
 def build_cache(
@@ -120,6 +134,7 @@ def build_cache(
     size: int,
     truncated: str = "load",
     workers: int | None = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> CacheResult:
     """Return cached ``size`` x ``size`` uint8 images for ``paths``, decoding only what changed.
 
@@ -129,7 +144,8 @@ def build_cache(
     if truncated not in TRUNCATED_POLICIES:
         raise BenchError(f"data.truncated={truncated!r} is not a policy: use one of {', '.join(TRUNCATED_POLICIES)}")
     size = int(size)
-    directory = store_dir(cache_dir, root, size, truncated)
+    max_image_pixels = check_max_image_pixels(max_image_pixels)
+    directory = store_dir(cache_dir, root, size, truncated, max_image_pixels)
     paths = [str(Path(p).resolve()) for p in paths]
     prints = [_fingerprint(p) for p in paths]
 
@@ -149,7 +165,7 @@ def build_cache(
             todo = lookup(index)
             if todo:
                 fp_of = dict(zip(paths, prints))
-                index = _update_store(directory, index, todo, size, truncated, workers, fp_of)
+                index = _update_store(directory, index, todo, size, truncated, workers, fp_of, max_image_pixels)
                 n_decoded = len(todo)
             images = _open_images(directory, index, size)
     result = CacheResult(images=images, rows=np.full(len(paths), -1, dtype=np.int64), n_decoded=n_decoded, store=directory)
@@ -164,17 +180,19 @@ def build_cache(
             result.skipped.append(p)
         else:
             result.unreadable.append((p, status))
+            result.reasons[p] = e.get("reason") or "unreadable"
     return result
 
 
 def _update_store(directory: Path, index: dict, todo: list[str], size: int, truncated: str, workers: int | None,
-                  fp_of: dict[str, list[int] | None]) -> dict:
+                  fp_of: dict[str, list[int] | None], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """Decode ``todo``, copy still-valid entries, write a new data file then index.json."""
     old = _open_images(directory, index, size)
     # Keep entries whose files are unchanged (other selections of the same root use them too).
     keep = {}
+    todo_set = set(todo)  # a list here made this loop quadratic (40,000 MURA files)
     for p, e in index["entries"].items():
-        if p in todo:
+        if p in todo_set:
             continue
         if e.get("fp") == _fingerprint(p):
             keep[p] = e
@@ -182,8 +200,8 @@ def _update_store(directory: Path, index: dict, todo: list[str], size: int, trun
     workers = workers or min(8, os.cpu_count() or 2)
     # Decode first into memory per item; the memmap is written once we know how many are ok.
     with ThreadPoolExecutor(max_workers=workers) as ex:  # Pillow releases the GIL while decoding
-        results = list(ex.map(_decode_one, [(p, size, truncated) for p in todo], chunksize=16))
-    n_new = sum(1 for s, _, _ in results if s == "ok")
+        results = list(ex.map(_decode_one, [(p, size, truncated, max_pixels) for p in todo], chunksize=16))
+    n_new = sum(1 for s, *_ in results if s == "ok")
     n = len(kept_ok) + n_new
     token = secrets.token_hex(6)
     data_name = f"images-{token}.u8"
@@ -197,7 +215,7 @@ def _update_store(directory: Path, index: dict, todo: list[str], size: int, trun
                 out[row] = old[e["row"]]
                 entries[p] = {**e, "row": row}
                 row += 1
-            for p, (status, arr, was_truncated) in zip(todo, results):
+            for p, (status, arr, was_truncated, _) in zip(todo, results):
                 if status == "ok":
                     out[row] = arr
                     entries[p] = {"fp": fp_of[p], "status": "ok", "row": row, "truncated": bool(was_truncated)}
@@ -208,9 +226,10 @@ def _update_store(directory: Path, index: dict, todo: list[str], size: int, trun
         for p, e in keep.items():
             if e["status"] != "ok":
                 entries[p] = e
-        for p, (status, _, was_truncated) in zip(todo, results):
+        for p, (status, _, was_truncated, reason) in zip(todo, results):
             if status != "ok":
-                entries[p] = {"fp": fp_of[p], "status": status, "row": -1, "truncated": bool(was_truncated)}
+                entries[p] = {"fp": fp_of[p], "status": status, "row": -1, "truncated": bool(was_truncated),
+                              "reason": reason}
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

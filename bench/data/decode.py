@@ -3,11 +3,15 @@
 Truncated JPEGs (FracAtlas has 59 that strict Pillow cannot read) follow a policy:
 ``load`` decodes them leniently and flags them, ``skip`` raises :class:`SkippedImage` for the
 index builder to count, ``error`` stops with a one-line :class:`BenchError`.
+
+Pillow's decompression-bomb guard stays on; its limit is ``data.max_image_pixels``: a larger
+image is :class:`UnreadableImage` (reason ``too_many_pixels``), counted, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +23,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from bench.errors import BenchError
 
 TRUNCATED_POLICIES = ("load", "skip", "error")
+# Pillow's own default (Image.MAX_IMAGE_PIXELS): about 9,459 x 9,459.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 # Modes that Pillow converts to 8-bit luminance without losing range.
 _EIGHT_BIT_MODES = {"L", "RGB", "RGBA", "RGBX", "P", "PA", "LA", "La", "CMYK", "YCbCr", "LAB", "HSV", "1"}
@@ -35,6 +41,24 @@ class SkippedImage(Exception):
 
 class TruncatedImageError(BenchError):
     """A truncated file under policy ``error``."""
+
+
+class UnreadableImage(BenchError):
+    """A file that is left out and listed; ``reason`` is a short code for the report."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_max_image_pixels(value) -> int:
+    """``data.max_image_pixels`` as a positive int (None: Pillow's default)."""
+    if value is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
+        raise BenchError(f"data.max_image_pixels={value!r}: give a positive whole number of pixels "
+                         f"(default {DEFAULT_MAX_IMAGE_PIXELS}, Pillow's decompression-bomb limit)")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -92,8 +116,17 @@ def _is_truncation(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and "truncated" in str(exc)
 
 
-def _open_loaded(path: str) -> Image.Image:
+def _too_many_pixels(path: str, what: str, max_pixels: int) -> UnreadableImage:
+    return UnreadableImage(
+        f"{path}: {what} is over data.max_image_pixels={max_pixels} (Pillow's decompression-bomb guard): "
+        f"remove the file, or raise data.max_image_pixels if the image is genuine", "too_many_pixels")
+
+
+def _open_loaded(path: str, max_pixels: int) -> Image.Image:
     with Image.open(path) as img:
+        # Pillow itself only raises above twice its limit (and warns between): check before load().
+        if img.width * img.height > max_pixels:
+            raise _too_many_pixels(path, f"{img.width}x{img.height} = {img.width * img.height} pixels", max_pixels)
         img.load()
         # exif_transpose first: FracAtlas boxes are in the displayed (rotated) frame.
         out = ImageOps.exif_transpose(img)
@@ -102,21 +135,29 @@ def _open_loaded(path: str) -> Image.Image:
         return out
 
 
-def _read(path: str | os.PathLike, truncated: str) -> tuple[Image.Image, bool]:
+def _read(path: str | os.PathLike, truncated: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Image.Image, bool]:
     """Open, fully load and EXIF-transpose ``path``; returns (image, was_truncated)."""
     if truncated not in TRUNCATED_POLICIES:
         raise BenchError(f"data.truncated={truncated!r} is not a policy: use one of {', '.join(TRUNCATED_POLICIES)}")
+    max_pixels = check_max_image_pixels(max_pixels)
+    # Process-global in Pillow; every decode of a build passes the same value.
+    Image.MAX_IMAGE_PIXELS = max_pixels
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise BenchError(f"{path}: image file not found: check the dataset root and its CSV files")
+        raise UnreadableImage(f"{path}: image file not found: check the dataset root and its CSV files", "missing")
     try:
         with _LOCK.strict():
-            return _open_loaded(path), False
+            return _open_loaded(path, max_pixels), False
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow raised before giving us the size
+        raise _too_many_pixels(path, f"{found[1]} pixels" if found else str(exc), max_pixels) from None
     except (UnidentifiedImageError, SyntaxError) as exc:
-        raise BenchError(f"{path}: not a readable image ({exc}): replace or remove the file") from None
+        raise UnreadableImage(f"{path}: not a readable image ({exc}): replace or remove the file", "not_an_image") from None
+    except (ValueError, EOFError) as exc:  # e.g. a broken header Pillow rejects with ValueError
+        raise UnreadableImage(f"{path}: cannot decode ({exc}): replace or remove the file", "cannot_decode") from None
     except OSError as exc:
         if not _is_truncation(exc):
-            raise BenchError(f"{path}: cannot decode ({exc}): replace or remove the file") from None
+            raise UnreadableImage(f"{path}: cannot decode ({exc}): replace or remove the file", "cannot_decode") from None
     # The file is truncated.
     if truncated == "skip":
         raise SkippedImage(path, "truncated")
@@ -127,12 +168,13 @@ def _read(path: str | os.PathLike, truncated: str) -> tuple[Image.Image, bool]:
         )
     try:
         with _LOCK.lenient():
-            return _open_loaded(path), True
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BenchError(f"{path}: truncated and unreadable even leniently ({exc}): replace or remove the file") from None
+            return _open_loaded(path, max_pixels), True
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImage(f"{path}: truncated and unreadable even leniently ({exc}): replace or remove the file",
+                              "truncated_unreadable") from None
 
 
-def _to_gray(img: Image.Image) -> Image.Image:
+def _to_gray(img: Image.Image, path: str | os.PathLike = "image") -> Image.Image:
     """One channel: mode ``L`` (8-bit sources) or ``F`` with values in [0, 1] (deeper sources)."""
     mode = img.mode
     if mode == "L":
@@ -158,14 +200,14 @@ def _to_gray(img: Image.Image) -> Image.Image:
     elif arr.ndim == 3:  # e.g. 16-bit RGB modes
         out = arr.astype(np.float32).mean(axis=2) / float(np.iinfo(arr.dtype).max)
     else:
-        raise BenchError(f"image mode {mode!r} is not supported: convert the file to PNG or JPEG")
+        raise UnreadableImage(f"{os.fspath(path)}: image mode {mode!r} is not supported: convert the file to PNG or JPEG", "unsupported_mode")
     return Image.fromarray(np.ascontiguousarray(out, dtype=np.float32), mode="F")
 
 
-def decode_image(path: str | os.PathLike, truncated: str = "load") -> DecodedImage:
+def decode_image(path: str | os.PathLike, truncated: str = "load", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> DecodedImage:
     """Decode ``path`` to a float32 HxW array in [0, 1] (EXIF-applied, single channel)."""
-    img, was_truncated = _read(path, truncated)
-    gray = _to_gray(img)
+    img, was_truncated = _read(path, truncated, max_pixels)
+    gray = _to_gray(img, path)
     if gray.mode == "L":
         arr = np.asarray(gray, dtype=np.float32) / 255.0
     else:
@@ -173,10 +215,11 @@ def decode_image(path: str | os.PathLike, truncated: str = "load") -> DecodedIma
     return DecodedImage(np.clip(arr, 0.0, 1.0), was_truncated)
 
 
-def decode_resized_uint8(path: str | os.PathLike, size: int, truncated: str = "load") -> tuple[np.ndarray, bool]:
+def decode_resized_uint8(path: str | os.PathLike, size: int, truncated: str = "load",
+                         max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, bool]:
     """Decode and resize to a square ``size`` x ``size`` uint8 array (as both papers do)."""
-    img, was_truncated = _read(path, truncated)
-    gray = _to_gray(img)
+    img, was_truncated = _read(path, truncated, max_pixels)
+    gray = _to_gray(img, path)
     # Pillow's BILINEAR resize widens its support when shrinking, i.e. it antialiases; 8-bit
     # sources stay 8-bit, deeper ones are resized in float before the single rounding.
     small = gray.resize((int(size), int(size)), Image.Resampling.BILINEAR)

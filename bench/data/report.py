@@ -11,6 +11,13 @@ def _counts(labels: pd.Series, classes: list[str]) -> dict[str, int]:
     return {c: int((labels == i).sum()) for i, c in enumerate(classes)}
 
 
+def _by_reason(unreadable) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for u in unreadable:
+        out[u.get("reason", "unreadable")] = out.get(u.get("reason", "unreadable"), 0) + 1
+    return dict(sorted(out.items()))
+
+
 def build_report(
     table: pd.DataFrame,
     classes: list[str],
@@ -37,6 +44,10 @@ def build_report(
         "truncated": sorted(truncated),
         "skipped": sorted(skipped),
         "unreadable": list(unreadable),
+        "unreadable_by_reason": _by_reason(unreadable),
+        "symlink_policy": info.get("symlink_policy", "refuse"),
+        "symlinks_refused": list(info.get("symlinks_refused", [])),
+        "symlinks_followed": list(info.get("symlinks_followed", [])),
         "label_conflicts": list(info.get("label_conflicts", [])),
         "duplicate_groups": [list(g) for g in duplicate_groups],
         "excluded_by_limit": int(excluded_by_limit),
