@@ -59,6 +59,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the augmented loader")
+    p.add_argument("--augment", default="seed000", help="augmentation preset of the augmented loader")
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -83,8 +85,8 @@ def main() -> None:
         naive = DataLoader(DecodeEachTime(paths, labels, args.size, tf), batch_size=args.batch_size)
 
         rate_cached = _epoch_rate(cached, args.epochs)
-        augmented = DataLoader(CachedImageDataset(images, labels, np.arange(len(paths)), train_transform("seed000", MEAN, STD)),
-                               batch_size=args.batch_size)
+        augmented = DataLoader(CachedImageDataset(images, labels, np.arange(len(paths)), train_transform(args.augment, MEAN, STD)),
+                               batch_size=args.batch_size, num_workers=args.workers, persistent_workers=args.workers > 0)
         rate_aug = _epoch_rate(augmented, args.epochs)
         rate_naive = _epoch_rate(naive, args.epochs)
         print(f"images: {len(paths)} from {root} at {args.size}px, {args.epochs} epochs, batch {args.batch_size}, 1 worker thread")
@@ -92,7 +94,7 @@ def main() -> None:
         print(f"decode each epoch : {rate_naive:8.0f} img/s")
         print(f"cached uint8      : {rate_cached:8.0f} img/s")
         print(f"ratio cached/decode: {rate_cached / rate_naive:.1f}x")
-        print(f"cached + seed000 augmentation (per-sample v2 affine/flip/jitter): {rate_aug:.0f} img/s")
+        print(f"cached + {args.augment} augmentation ({args.workers} workers): {rate_aug:.0f} img/s")
 
 
 if __name__ == "__main__":

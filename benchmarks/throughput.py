@@ -54,8 +54,9 @@ def _loader(n, size, batch, num_classes=2):
     return DataLoader(TensorDataset(x, y, torch.arange(n)), batch_size=batch, shuffle=False, drop_last=True)
 
 
-def bare_loop(model, loader, device, warmup, precision, channels_last):
+def bare_loop(model, loader, device, warmup, precision, channels_last, compile=False):
     model.to(device).train()
+    step_model = torch.compile(model) if compile else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     t0, images = None, 0
@@ -66,7 +67,7 @@ def bare_loop(model, loader, device, warmup, precision, channels_last):
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast:
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(step_model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -76,8 +77,10 @@ def bare_loop(model, loader, device, warmup, precision, channels_last):
     return images / (t1[0] - t0[0]), images / (t1[1] - t0[1])
 
 
-def harness(model, loader, device, warmup, precision, channels_last):
+def harness(model, loader, device, warmup, precision, channels_last, compile=False):
     module = FractureClassifier(model, ["a", "b"], 1, {"name": "adam", "lr": 1e-3}, channels_last=channels_last)
+    if compile:
+        module.compile_model()  # what accel.compile=true does in a run
     timer = _Timer(warmup, device)
     trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
                         precision=precision, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -97,10 +100,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--precision", default="32-true")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model in both loops (accel.compile)")
     args = ap.parse_args()
     n = args.batch * (args.steps + args.warmup)
     print(f"device={args.device} size={args.size} batch={args.batch} steps={args.steps} precision={args.precision} "
-          f"channels_last={args.channels_last} threads={torch.get_num_threads()}")
+          f"channels_last={args.channels_last} compile={args.compile} threads={torch.get_num_threads()}")
     print(f"{'model':<16}{'bare img/s':>11}{'harness':>9}{'ratio':>7}   {'bare img/cpu-s':>15}{'harness':>9}{'ratio':>7}"
           f"   (median of {args.repeats}, alternating order)")
     for name in args.models.split(","):
@@ -115,7 +119,7 @@ def main() -> None:
             order = [("bare", bare_loop), ("harness", harness)]
             for kind, fn in (order if r % 2 == 0 else order[::-1]):
                 model.load_state_dict(state)
-                w, c = fn(model, loader, args.device, args.warmup, args.precision, args.channels_last)
+                w, c = fn(model, loader, args.device, args.warmup, args.precision, args.channels_last, args.compile)
                 wall[kind].append(w), cpu[kind].append(c)
         med = statistics.median
         rw = med([h / b for h, b in zip(wall["harness"], wall["bare"])])
