@@ -39,7 +39,8 @@ def test_balance_policies_counts():
     assert len(idx) == 100
     torch.testing.assert_close(w, torch.tensor([100 / (3 * 70), 100 / (3 * 20), 100 / (3 * 10)]))
     _, w = balance_indices(labels, 3, "oversample", class_weight=True)
-    assert w is not None and w[2] > w[1] > w[0]
+    # weights come from the rows trained on: after exact oversampling every class weighs 1
+    torch.testing.assert_close(w, torch.ones(3))
     a, _ = balance_indices(labels, 3, "downsample", seed=5)
     b, _ = balance_indices(labels, 3, "downsample", seed=5)
     assert a.tolist() == b.tolist()

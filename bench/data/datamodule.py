@@ -30,7 +30,7 @@ from bench.data.transforms import eval_transform, train_transform
 from bench.errors import BenchError
 
 DEFAULT_SPLIT = {"method": "ratio", "ratios": [0.72, 0.18, 0.10], "n_folds": 5, "fold": 0, "val_fraction": 0.1}
-DEFAULT_BALANCE = {"policy": "none", "per_class": None, "class_weight": False}
+DEFAULT_BALANCE = {"policy": "none", "per_class": None, "class_weight": False, "augment_rows": "all"}
 TASKS = {"fracatlas": ("binary", "region"), "mura": ("abnormal", "binary")}
 
 
@@ -69,11 +69,15 @@ class EpochSeededSampler(Sampler[int]):
 class CachedImageDataset(Dataset):
     """Item ``i`` -> (transform(image), label, table row) for ``rows[i]``; images stay uint8."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray, transform):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray, transform,
+                 plain_transform=None, augment_mask: np.ndarray | None = None):
         self.images = images
         self.labels = labels
         self.rows = np.asarray(rows, dtype=np.int64)
         self.transform = transform
+        # data.balance.augment_rows=copies: item i is augmented only where augment_mask[i]
+        self.plain_transform = plain_transform
+        self.augment_mask = augment_mask
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -82,6 +86,8 @@ class CachedImageDataset(Dataset):
         i, seed = key if isinstance(key, tuple) else (key, None)
         r = int(self.rows[i])
         x = torch.from_numpy(self.images[r]).unsqueeze(0)
+        if self.augment_mask is not None and not self.augment_mask[i]:
+            return self.plain_transform(x), int(self.labels[r]), r
         if seed is None:
             return self.transform(x), int(self.labels[r]), r
         # Seed only the CPU generator the transforms draw from, and put its state back after:
@@ -170,12 +176,16 @@ class FractureDataModule(L.LightningDataModule):
         self.mean = [float(v) for v in _plain(mean)]
         self.std = [float(v) for v in _plain(std)]
         self.generate_if_missing = bool(generate_if_missing)
+        # The tiny_* configs point at a generated fixture (run records say so: data.generated).
+        self.generated = self.generate_if_missing
         self.limit_per_class = None if limit_per_class in (None, "", 0) else int(limit_per_class)
         self.name = name
         self.decode_workers = decode_workers
         self._ready = False
         # Fail early on a bad preset (cheap), before any decoding.
         train_transform(self.augment, self.mean, self.std)
+        if self.balance_cfg["augment_rows"] not in balance_mod.AUGMENT_ROWS:
+            raise BenchError(f"data.balance.augment_rows={self.balance_cfg['augment_rows']!r}: use all or copies (only the oversampled copies)")
 
     # ------------------------------------------------------------------ setup
     def prepare_data(self) -> None:
@@ -254,11 +264,13 @@ class FractureDataModule(L.LightningDataModule):
         self._labels = self.table["label"].to_numpy(dtype=np.int64)
         train_rows = np.flatnonzero(self.table["split"].to_numpy() == "train")
         b = self.balance_cfg
-        pos, self.class_weights = balance_mod.balance_indices(
+        plan = balance_mod.balance_plan(
             self._labels[train_rows], self.num_classes, policy=b["policy"], per_class=b.get("per_class"),
             class_weight=bool(b.get("class_weight", False)), seed=self.seed,
         )
-        self.train_rows = train_rows[pos]
+        self.class_weights = plan.class_weights
+        self.train_rows = train_rows[plan.positions]
+        self.train_is_copy = plan.is_copy
 
         id_by_path = lambda paths: [id_of.get(p, p) for p in paths]  # noqa: E731
         # Duplicate groups as used: members dropped by limit_per_class or skip do not count.
@@ -276,6 +288,8 @@ class FractureDataModule(L.LightningDataModule):
         self.report["balance"] = {**self.balance_cfg, "train_rows": int(len(self.train_rows)),
                                   "train_per_class": {c: int((self._labels[self.train_rows] == i).sum())
                                                       for i, c in enumerate(self.classes)},
+                                  "train_copies_per_class": {c: int(((self._labels[self.train_rows] == i) & self.train_is_copy).sum())
+                                                             for i, c in enumerate(self.classes)},
                                   "class_weights": None if self.class_weights is None else self.class_weights.tolist()}
         self.report["cache"] = {"store": str(cache.store), "decoded_now": int(cache.n_decoded), "image_size": self.image_size}
         self._train_tf = train_transform(self.augment, self.mean, self.std)
@@ -290,6 +304,9 @@ class FractureDataModule(L.LightningDataModule):
     def dataset_for(self, split: str) -> CachedImageDataset:
         self._check_ready()
         if split == "train":
+            if self.balance_cfg.get("augment_rows", "all") == "copies":
+                return CachedImageDataset(self._images, self._labels, self.train_rows, self._train_tf,
+                                          plain_transform=self._eval_tf, augment_mask=self.train_is_copy)
             return CachedImageDataset(self._images, self._labels, self.train_rows, self._train_tf)
         if split not in ("val", "test"):
             raise BenchError(f"split {split!r}: use train, val or test")

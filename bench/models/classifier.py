@@ -1,7 +1,9 @@
 """``create_model``: a zoo backbone (timm or Ultralytics YOLOv8-cls) plus our classification head.
 
 Every backbone ends at its last spatial feature map (Keras ``include_top=False``); the head is
-seed 000's: global pooling -> dropout -> dense(units, ReLU) -> linear(classes), all configurable.
+global pooling -> dropout -> dense(units, ReLU) -> linear(classes), all configurable (seed 000's
+Dropout 0.30 -> Dense 512; seed 002's "final layer with one node" is ``binary_output: one_logit``).
+``freeze_backbone`` trains the head only (a frozen "feature extractor", Keras ``trainable=False``).
 """
 
 from __future__ import annotations
@@ -22,14 +24,24 @@ from bench.models.registry import ModelSpec, spec_for
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLS = ("avg", "max", "avgmax", "catavgmax")
-HEAD_DEFAULTS = {"pool": "avg", "dropout": 0.3, "dense_units": 512}
+BINARY_OUTPUTS = ("two_logits", "one_logit")
+HEAD_DEFAULTS = {"pool": "avg", "dropout": 0.3, "dense_units": 512, "binary_output": "two_logits"}
 
 
 class Head(nn.Module):
-    """Pooling -> dropout -> dense(units, ReLU) -> linear; ``dense_units=0`` drops the dense layer."""
+    """Pooling -> dropout -> dense(units, ReLU) -> linear; ``dense_units=0`` drops the dense layer.
 
-    def __init__(self, in_features: int, num_classes: int, pool: str = "avg", dropout: float = 0.3, dense_units: int = 512):
+    ``binary_output="one_logit"`` (two classes only): the last layer has ONE node, z = the log-odds
+    of class index 1 (fractured / abnormal), and the head returns the logit pair (-z/2, z/2).
+    Softmax of that pair is (1 - sigmoid(z), sigmoid(z)) and its cross-entropy equals
+    BCE-with-logits on z, so the one-node model trains and predicts exactly as a sigmoid unit
+    while the loss, metrics, predictions and CAM targets keep one (B, 2) interface.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, pool: str = "avg", dropout: float = 0.3, dense_units: int = 512,
+                 binary_output: str = "two_logits"):
         super().__init__()
+        self.one_logit = binary_output == "one_logit" and num_classes == 2
         self.pool = SelectAdaptivePool2d(pool_type=pool, flatten=True)
         features = in_features * self.pool.feat_mult()
         self.drop = nn.Dropout(dropout)
@@ -38,10 +50,14 @@ class Head(nn.Module):
             features = dense_units
         else:
             self.dense = nn.Identity()
-        self.fc = nn.Linear(features, num_classes)
+        self.fc = nn.Linear(features, 1 if self.one_logit else num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dense(self.drop(self.pool(x))))
+        out = self.fc(self.dense(self.drop(self.pool(x))))
+        if self.one_logit:
+            half = out * 0.5
+            return torch.cat([-half, half], dim=1)
+        return out
 
 
 class Classifier(nn.Module):
@@ -60,6 +76,21 @@ class Classifier(nn.Module):
         self.weights = weights
         self.num_features = int(backbone.num_features)
         self._cam_names = tuple(cam_names)
+        self.frozen_backbone = False
+
+    def freeze_backbone(self) -> None:
+        """Train the head only: no gradients for the backbone, and its batch-norm layers keep
+        their ImageNet statistics (Keras ``base.trainable = False`` runs them in inference mode)."""
+        self.frozen_backbone = True
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen_backbone:
+            self.backbone.eval()
+        return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(x)
@@ -89,14 +120,16 @@ def create_model(
     family: str | None = None,
     native_size: int | None = None,
     in_chans: int = 3,
+    freeze_backbone: bool = False,
     **ignored,
 ) -> Classifier:
     """Build zoo entry ``name`` (or any timm model name) with a ``num_classes`` head.
 
     Plain-valued arguments, so Hydra can ``instantiate`` ``conf/model/*.yaml``; keys other stages
     keep in the model config arrive in ``ignored``. ``pretrained=True`` loads ``weights`` (a local
-    file) or, without it, the timm default weights from a warm Hugging Face cache; offline with
-    neither it fails at once with a BenchError.
+    file) or, without it, the library's ImageNet weights (timm: Hugging Face hub or a warm cache;
+    YOLOv8-cls: Ultralytics' release download when ``YOLO_OFFLINE=0``); offline with neither it
+    fails at once with a BenchError naming both fixes (bench.models.pretrained).
     """
     spec = spec_for(name, arch=arch, family=family, native_size=native_size)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -105,14 +138,13 @@ def create_model(
         raise BenchError(f"model.pretrained must be true or false, got {pretrained!r}")
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
         raise BenchError(f"model.in_chans must be a positive integer, got {in_chans!r}")
+    if not isinstance(freeze_backbone, bool):
+        raise BenchError(f"model.freeze_backbone must be true or false, got {freeze_backbone!r}")
     head_cfg = _head_config(head)
-    path = None
-    if weights not in (None, ""):
-        if not pretrained:
-            raise BenchError(f"model.weights={weights} is set but model.pretrained=false: set model.pretrained=true to load it, or model.weights=null")
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise BenchError(f"weights file not found: {path} (model.weights): give the path of a local .pth/.pt/.safetensors file")
+    from bench.models.pretrained import resolve_weights
+
+    source = resolve_weights(spec, pretrained, weights)
+    path = source.path
     if spec.family == "yolo":
         from bench.models.yolo import build_yolo_backbone
 
@@ -130,12 +162,16 @@ def create_model(
         mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
         cam_names = timm_cam_names(backbone)
     model_head = Head(backbone.num_features, num_classes, **head_cfg)
-    if head_state is not None and head_cfg["dense_units"] == 0 and head_cfg["pool"] == "avg":
+    if head_state is not None and head_cfg["dense_units"] == 0 and head_cfg["pool"] == "avg" and not model_head.one_logit:
         # Ultralytics' Classify is conv -> avg pool -> dropout -> linear: with dense_units=0 its
         # linear is our fc, so a checkpoint with the same class count keeps its head too.
         if all(model_head.fc.state_dict()[k].shape == v.shape for k, v in head_state.items()):
             model_head.fc.load_state_dict(head_state)
-    return Classifier(spec, backbone, model_head, cam_names, mean, std, pretrained, str(path) if path else None)
+    model = Classifier(spec, backbone, model_head, cam_names, mean, std, pretrained, str(path) if path else None)
+    model.weights_source = source.describe()
+    if freeze_backbone:
+        model.freeze_backbone()
+    return model
 
 
 def _head_config(head: Mapping | None) -> dict:
@@ -145,8 +181,10 @@ def _head_config(head: Mapping | None) -> dict:
             raise BenchError(f"model.head must be a mapping like {{pool: avg, dropout: 0.3, dense_units: 512}}, got {head!r}")
         unknown = sorted(set(head) - set(cfg))
         if unknown:
-            raise BenchError(f"unknown model.head key(s) {unknown}: allowed are pool, dropout, dense_units")
+            raise BenchError(f"unknown model.head key(s) {unknown}: allowed are {', '.join(cfg)}")
         cfg.update(head)
+    if cfg["binary_output"] not in BINARY_OUTPUTS:
+        raise BenchError(f"model.head.binary_output={cfg['binary_output']!r}: use one_logit (one sigmoid node) or two_logits (softmax over 2)")
     if cfg["pool"] not in POOLS:
         raise BenchError(f"model.head.pool={cfg['pool']!r} is not supported: use one of {', '.join(POOLS)}")
     dropout = cfg["dropout"]
@@ -164,11 +202,8 @@ def _head_config(head: Mapping | None) -> dict:
 
 def _timm_backbone(arch: str, pretrained: bool, path: Path | None, in_chans: int) -> nn.Module:
     kwargs: dict = dict(pretrained=pretrained, num_classes=0, global_pool="", in_chans=in_chans)
-    if pretrained:
-        if path is not None:
-            kwargs["pretrained_cfg_overlay"] = dict(file=str(path))
-        else:
-            _require_hub_weights(arch)
+    if pretrained and path is not None:
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(path))
     try:
         model = timm.create_model(arch, **kwargs)
     except (RuntimeError, KeyError, ValueError, OSError, EOFError) as err:
@@ -196,34 +231,6 @@ def _drop_unused_head_modules(model: nn.Module) -> None:
         model.pre_logits = nn.Identity()
     elif name == "MobileNetV3":
         model.conv_head, model.norm_head, model.act2 = nn.Identity(), nn.Identity(), nn.Identity()
-
-
-def _require_hub_weights(arch: str) -> None:
-    """Fail fast, before timm tries the network, when the default weights are not on disk offline."""
-    cfg = timm.get_pretrained_cfg(arch)
-    hint = "pass a local file with model.weights=/path/file.pth, or warm the Hugging Face cache on a machine with network (HF_HUB_OFFLINE=0)"
-    if cfg is None or not (cfg.hf_hub_id or cfg.url):
-        raise BenchError(f"timm has no published pretrained weights for {arch}: {hint.split(', or')[0]}")
-    if _env_true("HF_HUB_OFFLINE") and not _weights_cached(cfg):
-        raise BenchError(f"pretrained weights for {arch} are not cached and HF_HUB_OFFLINE=1 (offline): {hint}")
-
-
-def _weights_cached(cfg) -> bool:
-    from timm.models._builder import _resolve_pretrained_source
-
-    load_from, loc = _resolve_pretrained_source(cfg.to_dict())
-    if load_from == "hf-hub":
-        from huggingface_hub import constants, try_to_load_from_cache
-
-        repo, files = (loc, ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin")) if isinstance(loc, str) else (loc[0], (loc[1],))
-        return any(isinstance(try_to_load_from_cache(repo, f, cache_dir=constants.HF_HUB_CACHE), str) for f in files)
-    if load_from == "url":
-        return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(loc)).is_file()
-    return False
-
-
-def _env_true(key: str) -> bool:
-    return os.environ.get(key, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _first_line(err: BaseException) -> str:

@@ -42,7 +42,7 @@ NON_RESULT_KEYS = (
     "measure_latency", "callbacks.progress_bar", "trainer.enable_progress_bar",
     "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.root", "data.cache_dir",
     "data.num_workers", "data.generate_if_missing", "data.pin_memory", "data.persistent_workers",
-    "hparams_search", "sweep",
+    "hparams_search", "sweep", "weights_map",
 )
 VAL_METRICS = ("val/loss", "val/accuracy", "val/precision", "val/recall", "val/specificity", "val/f1", "val/auroc", "val/kappa")
 PACKAGES = ("torch", "torchvision", "lightning", "timm", "ultralytics", "torchmetrics", "grad-cam", "hydra-core", "wandb", "numpy", "pandas", "fracture-bench")
@@ -90,6 +90,10 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"seed={cfg.seed!r}: give a non-negative integer")
     if int(cfg.trainer.max_epochs) < 1:
         raise BenchError(f"trainer.max_epochs={cfg.trainer.max_epochs!r}: train for at least one epoch")
+    # Pretrained weights available (local file, cache, or an allowed download)? Before any data is read.
+    from bench.models.pretrained import preflight
+
+    preflight(cfg.model)
 
 
 def _instantiate(node: DictConfig, what: str, **kwargs):
@@ -396,7 +400,9 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
         "cost": {"device": device, "precision": str(cfg.trainer.precision), "train_images_per_s": meter.images_per_s,
                  "train_images": meter.all_images, "inference_ms_per_image": latency,
                  "wall_s": {"total": time.perf_counter() - t_start, "fit": fit_s, "test": test_s}},
-        "data": {"root": str(cfg.data.get("root")), "truncated": dm.report.get("truncated", []) if isinstance(dm.report, dict) else None},
+        "data": {"root": str(cfg.data.get("root")),
+                 "generated": bool(getattr(dm, "generated", cfg.data.get("generate_if_missing", False))),
+                 "truncated": dm.report.get("truncated", []) if isinstance(dm.report, dict) else None},
         "files": files,
         "sweep": sweep,
         "tags": list(cfg.tags),
