@@ -247,6 +247,10 @@ def _absolute_paths(cfg: DictConfig) -> None:
 
 def run(cfg: DictConfig) -> dict:
     """Train and evaluate one configuration; returns a summary with the validation objective."""
+    if cfg.data.get("task_kind") == "detection" or cfg.model.get("family") == "yolo_det":
+        from bench.detection.run import run_detection  # Ultralytics' detection trainer (docs/detection.md)
+
+        return run_detection(cfg)
     validate(cfg)
     _absolute_paths(cfg)
     run_id = run_id_for(cfg)
