@@ -114,7 +114,8 @@ def test_select_cases_from_predictions():
 def rated_run(tmp_path):
     run = tmp_path / "run"
     (run / "explain").mkdir(parents=True)
-    write_record(run, {"run_id": "r", "explain": {"methods": ["gradcampp", "eigencam"]}})
+    write_record(run, {"run_id": "r", "task": {"name": "t"}, "model": {"name": "m"},
+                       "explain": {"methods": ["gradcampp", "eigencam"]}})
     index = {"methods": ["gradcampp", "eigencam"], "layers": ["l1", "l2"],
              "cases": [{"image_id": i, "cases": [c], "label": 1, "pred": 1, "grid": f"grids/{i}.png",
                         "overlays": {m: f"overlays/{i}__{m}.png" for m in ("gradcampp", "eigencam")}}

@@ -21,7 +21,8 @@ def _writer(args: tuple[str, int]) -> int:
         run_dir = Path(runs) / f"task__model__s{k}__{i:04d}"
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         # A record large enough that a torn write would be visible.
-        write_record(run_dir, {"run_id": run_dir.name, "proc": k, "i": i, "metrics": {"val": {"auroc": k + i / 100}},
+        write_record(run_dir, {"run_id": run_dir.name, "task": {"name": "task"}, "model": {"name": "model"},
+                               "proc": k, "i": i, "metrics": {"val": {"auroc": k + i / 100}},
                                "payload": list(range(2000))})
         update_record(run_dir, explain={"proc": k})
         update_record(run_dir, extra={"i": i})

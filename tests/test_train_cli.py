@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score, roc_auc_score
 
+from bench.record import SCHEMA_VERSION
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH_TRAIN = [sys.executable, "-m", "bench.cli.train"]
 FAST = ["image_size=64", "trainer.max_epochs=2", "callbacks=none", "logger=none", "measure_latency=false",
@@ -55,7 +57,7 @@ def single_run(workdir) -> tuple[Path, dict]:
 
 def test_record_is_complete_and_self_describing(single_run):
     run_dir, rec = single_run
-    assert rec["status"] == "complete" and rec["schema_version"] == 1
+    assert rec["status"] == "complete" and rec["schema_version"] == SCHEMA_VERSION
     assert rec["run_id"] == run_dir.name and rec["run_id"].startswith("tiny_fracatlas__resnet18__s0__")
     assert rec["task"]["classes"] == ["non_fractured", "fractured"] and rec["task"]["positive_index"] == 1
     for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "kappa", "confusion_matrix"):

@@ -200,8 +200,10 @@ def make_run(root: str | Path, task: str = "fracatlas_binary", model: str = "res
         (run_dir / "explain" / "gradcam").mkdir(parents=True, exist_ok=True)
         for layer, color in (("layer3", (250, 200, 0)), ("layer4", (250, 100, 0))):
             (run_dir / "explain" / "gradcam" / f"grid_{layer}.png").write_bytes(_png(color, (12, 8)))
-        explain = {"summary": {"gradcam": {"pointing_game": {"layer3": 0.41, "layer4": 0.62},
-                                           "energy": {"layer3": 0.22, "layer4": 0.35}}}}
+        # The shape bench.explain writes: the final layer's scores per method.
+        explain = {"version": 1, "methods": ["gradcam"], "layers": ["layer3", "layer4"],
+                   "summary": {"gradcam": {"pointing_game": 0.62, "energy": 0.35, "iou": None, "n": 8,
+                                           "final_layer": "layer4"}}}
     if isinstance(explain, dict):
         record["explain"] = explain
     if extra:
