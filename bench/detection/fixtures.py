@@ -45,12 +45,14 @@ def make_detection_fixture(out: str | os.PathLike, n: int = 30, seed: int = 0,
                                              fractured_fraction=fractured_fraction)
     # The official split of the real data is 80/11/9; a tiny fixture needs more than one or two
     # val/test images for metrics to mean anything: 60/20/20, same files, CRLF as released.
+    # The EXIF-rotated image goes to test, so its detections show which frame boxes are in.
+    exif_id = (info.get("exif") or {}).get("image_id")
     frac = sorted(p.name for p in (out / "images/Fractured").glob("*.jpg"))
+    frac = [i for i in frac if i != exif_id] + ([exif_id] if exif_id in frac else [])
     cut1, cut2 = int(len(frac) * 0.6), int(len(frac) * 0.8)
     for name, part in (("train", frac[:cut1]), ("valid", frac[cut1:cut2]), ("test", frac[cut2:])):
         (out / "Utilities/Fracture Split" / f"{name}.csv").write_bytes(("image_id\r\n" + "".join(f"{i}\r\n" for i in part)).encode())
     train = _split_ids(out, "train")
-    exif_id = (info.get("exif") or {}).get("image_id")
     victim = next(i for i in train if i != exif_id and i != info.get("conflict"))
     path = out / "images/Fractured" / victim
     data = path.read_bytes()
