@@ -213,12 +213,14 @@ def test_collect_errors_and_cli(tmp_path: Path, capsys, runs: Path):
 
 def test_explain_scores_tolerate_shapes():
     from bench.leaderboard.collect import explain_scores
+    from bench.record import upgrade_record
 
-    rec = {"model": {"cam_layers": ["layer1", "layer4"]},
+    # version-1 records with per-layer maps: the record's upgrade takes the final layer
+    rec = {"schema_version": 1, "model": {"cam_layers": ["layer1", "layer4"]},
            "explain": {"summary": {"GradCAM++": {"pointing_game": {"layer1": 0.1, "layer4": 0.7}, "energy": 0.3},
                                    "eigencam": {"pointing_game": {"a": 0.2, "b": 0.4}, "final_layer": "a"},
                                    "broken": "not a dict", "empty": {}}}}
-    got = explain_scores(rec)
+    got = explain_scores(upgrade_record(rec))
     assert got == {"explain_gradcam_pointing_game": 0.7, "explain_gradcam_energy": 0.3,
                    "explain_eigencam_pointing_game": 0.2}
     assert explain_scores({}) == {} and explain_scores({"explain": {"summary": [1, 2]}}) == {}

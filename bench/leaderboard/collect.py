@@ -108,41 +108,17 @@ def _num(x):
     return None
 
 
-def _final_layer_value(v, final_layer):
-    """A localisation score: a number, or ``{layer: number}`` from which the final layer is read."""
-    if _num(v) is not None:
-        return _num(v)
-    if isinstance(v, dict) and v:
-        if final_layer is not None and final_layer in v:
-            return _num(v[final_layer])
-        if "final" in v:
-            return _num(v["final"])
-        return _num(v[list(v)[-1]])  # insertion order = execution order of the layers
-    return None
-
-
 def explain_scores(record: dict) -> dict[str, float | None]:
-    """Final-layer localisation scores per CAM method from ``record["explain"]["summary"]``.
-
-    Read shape (documented in docs/leaderboards.md): ``{method: {"pointing_game": x, "energy": y}}``
-    where each score is a number or ``{layer_name: number}``; the final layer is
-    ``summary[method]["final_layer"]``, else ``model.cam_layers[-1]``, else the last key.
-    Anything else is ignored (the explain section is optional)."""
+    """Final-layer localisation scores per CAM method from ``record["explain"]["summary"]``:
+    ``{method: {"pointing_game": x, "energy": y, "iou": z, "final_layer": name}}`` as
+    bench.explain writes it (older shapes are upgraded by ``bench.record.upgrade_record``).
+    The explain section is optional."""
     summary = _get(record, "explain", "summary")
-    out: dict[str, float | None] = {}
     if not isinstance(summary, dict):
-        return out
-    cam_layers = _get(record, "model", "cam_layers")
-    default_final = cam_layers[-1] if isinstance(cam_layers, list) and cam_layers else None
-    for method in sorted(summary):
-        entry = summary[method]
-        if not isinstance(entry, dict):
-            continue
-        final = entry.get("final_layer", default_final)
-        for score in EXPLAIN_SCORES:
-            if score in entry:
-                out[f"explain_{_slug_key(method)}_{score}"] = _final_layer_value(entry[score], final)
-    return out
+        return {}
+    return {f"explain_{_slug_key(method)}_{score}": _num(entry[score])
+            for method, entry in sorted(summary.items()) if isinstance(entry, dict)
+            for score in EXPLAIN_SCORES if score in entry}
 
 
 def _slug_key(s: str) -> str:
