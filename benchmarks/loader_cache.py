@@ -67,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root)
         if not (root / "dataset.csv").is_file():
-            from bench.data.fixtures import make_fracatlas
+            from bench.testing.fixtures import make_fracatlas
 
             root = Path(tmp) / "fracatlas"
             make_fracatlas(root, n=args.n, seed=0, image_size=(454, 373))

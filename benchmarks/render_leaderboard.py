@@ -3,7 +3,7 @@
 Usage: python benchmarks/render_leaderboard.py [--n 10000] [--work /tmp/lb_bench] [--n-resamples 1000]
 
 Generation is excluded from the figures: a few dozen distinct runs are written with
-``bench.leaderboard.synthetic.make_run`` and cloned (hard links, new record.json per clone) up to
+``bench.testing.synthetic.make_run`` and cloned (hard links, new record.json per clone) up to
 ``--n`` run folders. Reported: collect (record parsing) and render (statistics + Markdown/CSV +
 site) separately, cold (empty cache, empty output folder) and warm (cache and output present),
 plus an incremental render after 10 new runs, and CIs for every run measured on a subset.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.leaderboard import render_leaderboard  # noqa: E402
 from bench.leaderboard.collect import collect, load_cache  # noqa: E402
-from bench.leaderboard.synthetic import make_run  # noqa: E402
+from bench.testing.synthetic import make_run  # noqa: E402
 from bench.record import write_record  # noqa: E402
 
 TASKS = ("fracatlas_binary", "fracatlas_region", "mura_hand")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import bench.data.cache as cache_mod
-from bench.data import fixtures
+from bench.testing import fixtures
 from bench.data.cache import build_cache
 from bench.data.decode import decode_resized_uint8
 from bench.data.fracatlas import load_fracatlas

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from bench.data import fixtures
+from bench.testing import fixtures
 from bench.data.decode import SkippedImage, decode_image, decode_resized_uint8
 from bench.data.fracatlas import duplicate_groups, load_fracatlas
 from bench.data.mura import load_mura

@@ -10,7 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from bench.data import FractureDataModule, fixtures
+from bench.data import FractureDataModule
+from bench.testing import fixtures
 from bench.data.balance import balance_indices
 from bench.data.transforms import eval_transform, train_transform
 from bench.errors import BenchError

@@ -17,7 +17,7 @@ from bench.cli.leaderboard import main as cli_main
 from bench.errors import BenchError
 from bench.leaderboard import render_leaderboard
 from bench.leaderboard.collect import CACHE_FILE, collect
-from bench.leaderboard.synthetic import make_run
+from bench.testing.synthetic import make_run
 
 EVIL = "<script>alert(1)</script>"
 N = 160  # images per generated run: small, so the tests stay fast

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.leaderboard import render_leaderboard
-from bench.leaderboard.synthetic import make_run
+from bench.testing.synthetic import make_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.browser,

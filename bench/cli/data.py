@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bad-files", action="store_true", help="leave out the truncated JPEG, duplicate and label conflict")
     args = p.parse_args(argv)
-    from bench.data import fixtures
+    from bench.testing import fixtures
 
     try:
         if args.dataset == "fracatlas":

@@ -103,7 +103,7 @@ class CachedImageDataset(Dataset):
 
 def generate_fixture(dataset: str, root: Path, seed: int = 0) -> None:
     """Write a tiny fixture at ``root`` atomically (temp folder + rename), for the quickstart."""
-    from bench.data import fixtures
+    from bench.testing import fixtures
 
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))

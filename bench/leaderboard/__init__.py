@@ -2,7 +2,7 @@
 
 Public API: :func:`render_leaderboard` (what ``bench-leaderboard`` and the training code call),
 :func:`bench.leaderboard.collect.collect`, :mod:`bench.leaderboard.stats`,
-:func:`bench.leaderboard.literature.literature_table`, :func:`bench.leaderboard.synthetic.make_run`.
+:func:`bench.leaderboard.literature.literature_table`, :func:`bench.testing.synthetic.make_run`.
 """
 
 from bench.leaderboard.render import RenderResult, render_leaderboard
