@@ -3,6 +3,13 @@
 They are shown beside our runs, marked "reported elsewhere", and never ranked with them or used
 as the best row: the protocols differ (other splits, other preprocessing, single runs, no CIs).
 Values are fractions (the papers' percentages divided by 100), transcribed from the tables.
+
+Each value sits in the column with the same definition as ours: ``level`` says whether it was
+measured per image or per study (all of these are per image, so on MURA's study-level tasks they
+go in the image-level ``test_*`` columns, never ``test_study_*``); seed 002 Table IX's "A" is a
+macro average equal to its macro recall in all 24 rows, i.e. balanced accuracy, so it is in
+``balanced_accuracy`` and plain ``accuracy`` is empty. Rows are shown only beside tasks over the
+real dataset (the leaderboard leaves them off generated fixtures, ``data.generated``).
 """
 
 from __future__ import annotations
@@ -80,30 +87,31 @@ YOLOv8l 0.95 0.95 0.95 0.95
 YOLOv8x 0.95 0.95 0.95 0.95
 """
 
-COLUMNS = ["dataset", "kind", "model", "accuracy", "precision", "recall", "specificity", "f1", "auroc",
-           "protocol", "source", "citation", "note"]
+METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc"]
+COLUMNS = ["dataset", "kind", "model", "level", *METRIC_COLUMNS, "protocol", "source", "citation", "note"]
 
 
-def _apr_f1(text: str, dataset: str, kind: str, protocol: str, table: str) -> list[dict]:
+def _apr_f1(text: str, dataset: str, kind: str, protocol: str, table: str, a_column: str) -> list[dict]:
     rows = []
     for line in text.strip().splitlines():
         name, a, p, r, f1 = line.split()
-        rows.append({"dataset": dataset, "kind": kind, "model": name, "accuracy": float(a), "precision": float(p),
-                     "recall": float(r), "f1": float(f1), "protocol": protocol,
+        rows.append({"dataset": dataset, "kind": kind, "model": name, "level": "image", a_column: float(a),
+                     "precision": float(p), "recall": float(r), "f1": float(f1), "protocol": protocol,
                      "source": f"reported elsewhere: seed 002 {table}", "citation": f"{SEED002}, {table}"})
     return rows
 
 
 def literature_table() -> pd.DataFrame:
     """All published rows, one per (paper table, model/setting)."""
-    rows = _apr_f1(_TABLE_V, "fracatlas", "binary", P002_BINARY, "Table V")
-    rows += _apr_f1(_TABLE_IX, "fracatlas", "multiclass", P002_REGION, "Table IX")
+    rows = _apr_f1(_TABLE_V, "fracatlas", "binary", P002_BINARY, "Table V", "accuracy")
+    # Table IX: "All these metrics are macro averages" and A == R in every row: balanced accuracy
+    rows += _apr_f1(_TABLE_IX, "fracatlas", "multiclass", P002_REGION, "Table IX", "balanced_accuracy")
     for setting, acc, rec, spec, auc, note in (
         ("raw", 0.74, 0.341, 0.956, 0.263, "AUC below 0.5 as published"),
         ("balanced", 0.765, 0.473, 0.878, 0.767, ""),
         ("balanced + tuned", 0.797, 0.425, 0.940, 0.7512, "Bayesian search, 10 trials"),
     ):
-        rows.append({"dataset": "mura", "kind": "binary", "model": f"ResNet-101 ({setting})", "accuracy": acc,
+        rows.append({"dataset": "mura", "kind": "binary", "model": f"ResNet-101 ({setting})", "level": "image", "accuracy": acc,
                      "recall": rec, "specificity": spec, "auroc": auc, "protocol": P000_TABLE8,
                      "source": "reported elsewhere: seed 000 Table 8", "citation": f"{SEED000}, Table 8",
                      "note": note})
@@ -111,7 +119,8 @@ def literature_table() -> pd.DataFrame:
         ("[22]", 0.7536, "Kandel, Castelli, Popovič (2020), J. Imaging 6(11):127, doi:10.3390/jimaging6110127"),
         ("[23]", 0.7459, "Kandel, Castelli, Popovič (2021), J. Imaging 7(6):100, doi:10.3390/jimaging7060100"),
     ):
-        rows.append({"dataset": "mura", "kind": "binary", "model": f"Multiple CNNs {ref}", "accuracy": acc,
+        # image-level: seed 000 sets them beside its own image-level accuracy
+        rows.append({"dataset": "mura", "kind": "binary", "model": f"Multiple CNNs {ref}", "level": "image", "accuracy": acc,
                      "protocol": P000_TABLE9, "source": "reported elsewhere: seed 000 Table 9",
                      "citation": f"{cite}; as cited in {SEED000}, Table 9", "note": ""})
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -119,8 +128,26 @@ def literature_table() -> pd.DataFrame:
     return df
 
 
-def literature_for(dataset: str, kind: str) -> pd.DataFrame:
-    """Published rows for a task of ``dataset`` and ``kind`` ('binary' or 'multiclass')."""
+def literature_for(dataset: str, kind: str, generated: bool = False) -> pd.DataFrame:
+    """Published rows for a task of ``dataset`` and ``kind`` ('binary' or 'multiclass'); none for a
+    task over generated data (a fixture is not the paper's dataset)."""
     lit = literature_table()
+    if generated:
+        return lit.iloc[0:0].reset_index(drop=True)
     k = "binary" if kind == "binary" else "multiclass"
     return lit[(lit["dataset"] == dataset) & (lit["kind"] == k)].reset_index(drop=True)
+
+
+def literature_metric_columns(lit: pd.DataFrame, metrics=METRIC_COLUMNS) -> pd.DataFrame:
+    """The leaderboard's ``<split>_<metric>_mean`` columns of published rows: image-level values
+    in ``test_*``, study-level ones in ``test_study_*`` (whatever the task's primary split)."""
+    out = pd.DataFrame(index=lit.index)
+    for m in metrics:
+        if m not in lit.columns:
+            continue
+        values = pd.to_numeric(lit[m], errors="coerce")
+        for level, split in (("image", "test"), ("study", "test_study")):
+            col = values.where(lit["level"] == level)
+            if col.notna().any():
+                out[f"{split}_{m}_mean"] = col
+    return out
