@@ -15,6 +15,7 @@ def _ratios(text: str) -> list[float]:
 
 
 def _print_report(report: dict, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     console.print(f"[bold]{report['dataset']}[/bold] {report['root']}  task={report['task']}  "
@@ -41,11 +42,27 @@ def _print_report(report: dict, console) -> None:
 
     def listing(title: str, items: list) -> None:
         shown = ", ".join(str(i) for i in items[:10]) + (f" ... (+{len(items) - 10})" if len(items) > 10 else "")
-        console.print(f"{title}: {len(items)}" + (f"  [dim]{shown}[/dim]" if items else ""))
+        console.print(f"{title}: {len(items)}" + (f"  [dim]{escape(shown)}[/dim]" if items else ""))
 
     listing(f"truncated files (policy {report['truncated_policy']})", report["truncated"])
     listing("skipped files", report["skipped"])
-    listing("unreadable files", [u["image_id"] for u in report["unreadable"]])
+    unreadable = report["unreadable"]
+    by_reason = report.get("unreadable_by_reason") or {}
+    console.print(f"unreadable files: {len(unreadable)}"
+                  + (f"  ({', '.join(f'{k}: {v}' for k, v in by_reason.items())})" if by_reason else ""))
+    for u in unreadable[:10]:
+        console.print(f"  {escape(u['image_id'])}  [dim]{u.get('reason', 'unreadable')}: {escape(u['error'])}[/dim]", soft_wrap=True)
+    if len(unreadable) > 10:
+        console.print(f"  ... (+{len(unreadable) - 10}, all in --json)")
+    policy = report.get("symlink_policy", "refuse")
+    for key, verb in (("symlinks_refused", "refused, left out"), ("symlinks_followed", "followed")):
+        items = report.get(key, [])
+        if items or (key == "symlinks_refused"):
+            console.print(f"symlinks out of the root ({verb}; data.symlinks={policy}): {len(items)}")
+            for e in items[:10]:
+                console.print(f"  {escape(e['image_id'])} -> {escape(e['target'])}", soft_wrap=True)
+            if len(items) > 10:
+                console.print(f"  ... (+{len(items) - 10}, all in --json)")
     if "images_not_in_csv" in report:
         listing("images not in dataset.csv (left out)", report["images_not_in_csv"])
     listing("label conflicts (folder vs csv)", [c.get("image_id") or c.get("study_id") for c in report["label_conflicts"]])
@@ -55,6 +72,10 @@ def _print_report(report: dict, console) -> None:
         console.print(f"  [dim]{', '.join(g)}[/dim]")
     leak = report.get("leakage", {})
     console.print("leakage across splits: " + ("[green]none[/green]" if leak.get("ok") else f"[red]{leak}[/red]"))
+    fp = report.get("fingerprint")
+    if fp:
+        console.print(f"data fingerprint ({fp['algorithm']}, {fp['n_files']} files, {fp['n_bytes']} bytes): {fp['digest']}",
+                      soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-ratios", type=_ratios, default=None, help="e.g. 0.72,0.18,0.10 or 0.7,0.3")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncated", default="load", choices=["load", "skip", "error"])
+    p.add_argument("--max-image-pixels", type=int, default=None,
+                   help="images with more pixels are listed as unreadable (default: Pillow's 89478485)")
+    p.add_argument("--symlinks", default="refuse", choices=["refuse", "error", "follow"],
+                   help="files resolving outside the root: refuse (leave out, list; default), error, follow")
+    p.add_argument("--limit-per-class", type=int, default=None, help="keep N images per class (as data.limit_per_class)")
     p.add_argument("--image-size", type=int, default=224, help="decode size of the cache (default 224)")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache (default: a temporary folder)")
     p.add_argument("--json", default=None, help="also write the report as JSON here")
@@ -89,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
             dm = FractureDataModule(dataset=args.dataset, root=args.root, task=task, label_source=args.label_source,
                                     body_part=args.body_part, split=split, seed=args.seed, truncated=args.truncated,
-                                    image_size=args.image_size, cache_dir=args.cache_dir or tmp)
+                                    image_size=args.image_size, cache_dir=args.cache_dir or tmp,
+                                    max_image_pixels=args.max_image_pixels, symlinks=args.symlinks,
+                                    limit_per_class=args.limit_per_class)
             dm.setup()
         report = dm.report
         if args.json:

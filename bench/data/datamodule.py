@@ -23,6 +23,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from bench.data import balance as balance_mod
 from bench.data import splits as splits_mod
 from bench.data.cache import build_cache
+from bench.data.decode import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels
+from bench.data.fingerprint import dataset_files, file_digests, fingerprint_files
+from bench.data.symlinks import check_policy as check_symlink_policy
 from bench.data.fracatlas import duplicate_groups, load_fracatlas
 from bench.data.mura import load_mura
 from bench.data.report import build_report
@@ -148,6 +151,8 @@ class FractureDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
         decode_workers: int | None = None,
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        symlinks: str = "refuse",
     ):
         super().__init__()
         if dataset not in TASKS:
@@ -181,6 +186,10 @@ class FractureDataModule(L.LightningDataModule):
         self.limit_per_class = None if limit_per_class in (None, "", 0) else int(limit_per_class)
         self.name = name
         self.decode_workers = decode_workers
+        self.max_image_pixels = check_max_image_pixels(max_image_pixels)
+        self.symlinks = check_symlink_policy(symlinks)
+        self.data_fingerprint: str | None = None  # set by setup() / compute_data_fingerprint()
+        self._selected = None
         self._ready = False
         # Fail early on a bad preset (cheap), before any decoding.
         train_transform(self.augment, self.mean, self.std)
@@ -192,26 +201,41 @@ class FractureDataModule(L.LightningDataModule):
         if self.generate_if_missing and not self.root.exists():
             generate_fixture(self.dataset, self.root, seed=0)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self._ready:  # Lightning calls setup once per stage
-            return
-        self.prepare_data()
+    def _require_every_class(self, table: pd.DataFrame, after: str) -> None:
+        """A class the task needs with no image is an error now, not NaN metrics after training."""
+        counts = table["label"].value_counts()
+        empty = [c for i, c in enumerate(self.classes) if int(counts.get(i, 0)) == 0]
+        if empty:
+            raise BenchError(
+                f"data.task={self.task}: class {empty[0]!r} has no images in {self.root}{after} "
+                f"(classes: {', '.join(self.classes)}): the task needs every class; check the dataset or its selection"
+            )
+
+    def _select(self) -> tuple[pd.DataFrame, dict, list[list[str]], int]:
+        """Load the table, apply the symlink policy and ``limit_per_class``; fingerprint the
+        files that selection reads. No decoding. Returns (table, info, duplicate groups, excluded)."""
+        if self._selected is not None:
+            return self._selected
         if not self.root.exists():
             raise BenchError(
                 f"data.root={self.root} does not exist: point it at the dataset "
                 f"(or use data=tiny_fracatlas, which generates a fixture)"
             )
         if self.dataset == "fracatlas":
-            table, info = load_fracatlas(self.root, task=self.task, label_source=self.label_source)
-            table["group"], dups = duplicate_groups(table)
+            table, info = load_fracatlas(self.root, task=self.task, label_source=self.label_source, symlinks=self.symlinks)
+            # One hashing pass, remembered: the duplicate check and the fingerprint share it.
+            digests, _, _ = file_digests(table["path"].tolist(), self.cache_dir, info["root"], self.decode_workers)
+            table["group"], dups = duplicate_groups(table, digests=digests)
         else:
-            table, info = load_mura(self.root, body_part=self.body_part)
+            table, info = load_mura(self.root, body_part=self.body_part, symlinks=self.symlinks)
             table["group"] = table["patient_id"].astype(object)
             dups = []
         self.classes = list(info["classes"])
         self.num_classes = len(self.classes)
         self.positive_index = info["positive_index"] if self.num_classes == 2 else None
         self.study_level = self.dataset == "mura"
+        refused = len(info.get("symlinks_refused", []))
+        self._require_every_class(table, f" (after {refused} symlink refusals)" if refused else "")
 
         n_before = len(table)
         if self.limit_per_class:
@@ -221,11 +245,30 @@ class FractureDataModule(L.LightningDataModule):
             keep = order.groupby("label", sort=False).head(self.limit_per_class).index
             table = table.loc[sorted(keep)].reset_index(drop=True)
         excluded_by_limit = n_before - len(table)
+        self.fingerprint = fingerprint_files(dataset_files(self.dataset, table, info), info["root"], self.cache_dir,
+                                             self.decode_workers)
+        self.data_fingerprint = self.fingerprint.digest
+        self._selected = (table, info, dups, excluded_by_limit)
+        return self._selected
+
+    def compute_data_fingerprint(self) -> str:
+        """The dataset fingerprint without decoding anything (for a run id before ``setup``)."""
+        self.prepare_data()
+        self._select()
+        return self.data_fingerprint
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:  # Lightning calls setup once per stage
+            return
+        self.prepare_data()
+        table, info, dups, excluded_by_limit = self._select()
+        table = table.copy()
 
         cache = build_cache(table["path"].tolist(), self.cache_dir, self.root, self.image_size,
-                            self.truncated, workers=self.decode_workers)
+                            self.truncated, workers=self.decode_workers, max_image_pixels=self.max_image_pixels)
         id_of = dict(zip((str(Path(p).resolve()) for p in table["path"]), table["image_id"]))
-        unreadable = [{"image_id": id_of.get(p, p), "error": msg} for p, msg in cache.unreadable]
+        unreadable = [{"image_id": id_of.get(p, p), "reason": cache.reasons.get(p, "unreadable"), "error": msg}
+                      for p, msg in cache.unreadable]
         if unreadable and self.truncated == "error":
             raise BenchError(unreadable[0]["error"])
         usable = cache.rows >= 0
@@ -235,6 +278,8 @@ class FractureDataModule(L.LightningDataModule):
         table = table.loc[usable].reset_index(drop=True)
         if table.empty:
             raise BenchError(f"{self.root}: no readable images left (see unreadable/skipped files): check the dataset")
+        left_out = len(unreadable) + len(cache.skipped)
+        self._require_every_class(table, f" after leaving out {left_out} unreadable/skipped files" if left_out else "")
 
         if self.split_file:
             table = splits_mod.read_split(self.split_file, table)
@@ -292,6 +337,8 @@ class FractureDataModule(L.LightningDataModule):
                                                              for i, c in enumerate(self.classes)},
                                   "class_weights": None if self.class_weights is None else self.class_weights.tolist()}
         self.report["cache"] = {"store": str(cache.store), "decoded_now": int(cache.n_decoded), "image_size": self.image_size}
+        self.report["max_image_pixels"] = self.max_image_pixels
+        self.report["fingerprint"] = self.fingerprint.as_report()
         self._train_tf = train_transform(self.augment, self.mean, self.std)
         self._eval_tf = eval_transform(self.mean, self.std)
         self._ready = True
