@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import pickle
 from pathlib import Path
 
 import torch
@@ -96,17 +95,11 @@ def load_yolo_weights(backbone: YoloBackbone, path: Path) -> dict | None:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Ultralytics checkpoints pickle the whole model object: this runs the file's pickle
-        # code, as Ultralytics itself does. Only load checkpoints you trust.
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # noqa: BLE001
-            raise BenchError(f"could not read weights file {path} ({type(err).__name__}: {err}): use an Ultralytics .pt checkpoint") from err
-    except Exception as err:  # noqa: BLE001  (truncated zip, not a torch file...)
-        raise BenchError(f"could not read weights file {path} ({type(err).__name__}): use an Ultralytics .pt checkpoint") from err
+    # Ultralytics .pt files pickle the whole model: loaded as data (weights_only=True with an
+    # allowlist of layer classes, bench.checkpoints), never by running the file's pickle code.
+    from bench.checkpoints import load_ultralytics
+
+    obj = load_ultralytics(path)
     if isinstance(obj, dict) and ("model" in obj or "ema" in obj):
         obj = obj.get("ema") or obj.get("model")
     if isinstance(obj, nn.Module):

@@ -31,6 +31,10 @@ def _direction(mode: str) -> str:
 def ensure_plugins() -> None:
     if not OmegaConf.has_resolver("bench_direction"):
         OmegaConf.register_new_resolver("bench_direction", _direction)
+    if not OmegaConf.has_resolver("bench_slug"):  # config values used as folder names (conf/hydra)
+        from bench.paths import slug
+
+        OmegaConf.register_new_resolver("bench_slug", lambda value: slug(value, "task_name"))
     if importlib.util.find_spec("hydra_plugins.bench_sweep") is not None:
         return
     root = Path(__file__).resolve().parents[2]

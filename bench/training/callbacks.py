@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
 import lightning as L
 import pandas as pd
+from lightning.pytorch.callbacks import Checkpoint
 
 from bench.record import atomic_write_text
 
@@ -47,13 +49,34 @@ class ThroughputMeter(L.Callback):
     ``warmup_batches`` batches of the run are left out (kernel selection and allocator warm-up
     dominate them on short runs); a run too short for that falls back to counting every batch."""
 
-    def __init__(self, warmup_batches: int = 2):
+    def __init__(self, warmup_batches: int = 2, run_started: float | None = None):
         self.warmup_batches = warmup_batches
         self.images = self.all_images = 0
         self.seconds = self.all_seconds = 0.0
         self._seen = 0
         self._t0: float | None = None
         self._t0_all: float | None = None
+        # Wall time of the attempts before a resume (up to their last checkpoint), so that a
+        # resumed run's cost figures cover the whole run; carried in the checkpoint (state_dict).
+        self.run_started = time.perf_counter() if run_started is None else run_started
+        self.fit_started: float | None = None
+        self.prior_total_s = self.prior_fit_s = 0.0
+
+    def on_fit_start(self, trainer, pl_module):
+        self.fit_started = time.perf_counter()
+
+    def state_dict(self) -> dict:
+        now = time.perf_counter()
+        return {"images": self.images, "all_images": self.all_images, "seconds": self.seconds,
+                "all_seconds": self.all_seconds,
+                "total_wall_s": self.prior_total_s + now - self.run_started,
+                "fit_wall_s": self.prior_fit_s + (now - self.fit_started if self.fit_started is not None else 0.0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.images, self.all_images = int(state["images"]), int(state["all_images"])
+        self.seconds, self.all_seconds = float(state["seconds"]), float(state["all_seconds"])
+        self.prior_total_s, self.prior_fit_s = float(state["total_wall_s"]), float(state["fit_wall_s"])
+        self._seen = 0  # the resumed attempt has its own warm-up batches (left out of the timing)
 
     def on_train_epoch_start(self, trainer, pl_module):
         now = time.perf_counter()
@@ -89,6 +112,42 @@ class ThroughputMeter(L.Callback):
         if self.images and self.seconds > 0:
             return self.images / self.seconds
         return self.all_images / self.all_seconds if self.all_seconds > 0 else float("nan")
+
+
+class LastCheckpoint(Checkpoint):
+    """Writes ``last.ckpt`` at the end of every epoch, atomically (temp file + ``os.replace``).
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only when it also writes
+    a top-k checkpoint (FIELD_NOTES: after 2 epochs whose best was epoch 0 it held epoch 0), so a
+    killed run resumed from its last *improving* epoch. This callback is a ``Checkpoint`` so that
+    Lightning runs it after ``ModelCheckpoint`` (whose updated best score is then in the file);
+    it saves when the epoch's validation ends, or at the epoch's end when it had no validation.
+    """
+
+    FILE = "last.ckpt"
+
+    def __init__(self, dirpath: str | os.PathLike):
+        self.path = Path(dirpath) / self.FILE
+        self._validated = False
+
+    def _save(self, trainer) -> None:
+        tmp = self.path.with_name(f".{self.FILE}.{os.getpid()}.tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state (optimizer too); every rank calls it, rank 0 writes
+        if trainer.is_global_zero:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self._validated = True
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # An epoch without validation (check_val_every_n_epoch > 1): save at its end instead.
+        if not self._validated:
+            self._save(trainer)
+        self._validated = False
 
 
 class EpochSeeder(L.Callback):

@@ -50,8 +50,8 @@ class BenchSlurmLauncher(SlurmLauncher):
             idx = initial_job_idx + k
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
             job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        # The nodes unpickle the callable: hand them the stock launcher, not this subclass.
-        worker = SlurmLauncher(**self.params)
+        # The nodes unpickle the callable: the stock launcher plus checkpoint() (requeue), not this subclass.
+        worker = RequeueingWorker(**self.params)
         worker.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
         jobs = executor.map_array(worker, *zip(*job_params))
         returns = []
@@ -68,6 +68,23 @@ class BenchSlurmLauncher(SlurmLauncher):
                 ret.return_value = RuntimeError(reason)
                 returns.append(ret)
         return returns
+
+
+class RequeueingWorker(SlurmLauncher):
+    """What each SLURM job runs: hydra-submitit-launcher's job callable. On SLURM's pre-timeout
+    or preemption signal (USR2, ``signal_delay_s`` before the limit) submitit calls
+    ``checkpoint()``: this releases the run's lock (the requeued job, same SLURM job id, may
+    start on another node), then hands submitit the same call to requeue. The requeued job runs
+    the same config, i.e. the same run id, and resumes from the run's ``last.ckpt`` (the last
+    finished epoch; the interrupted epoch is trained again, exactly as without the interruption).
+    Timeouts requeue up to ``max_num_timeout`` times; preemptions always."""
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        from bench.training.lock import release_all
+
+        log.warning("SLURM signal: requeueing this job; it resumes from the run's last.ckpt")
+        release_all()
+        return super().checkpoint(*args, **kwargs)
 
 
 def _state(job: Any) -> str:
