@@ -64,10 +64,11 @@ def test_multiclass_metrics_match_sklearn():
     assert m["per_class_accuracy"] == pytest.approx(dict(zip(names, per_class)))
 
 
-def test_one_class_labels_give_nan_auc_not_a_crash():
+def test_one_class_labels_give_undefined_auc_not_a_crash():
     probs = np.array([[0.2, 0.8], [0.6, 0.4]])
     m = compute_metrics(probs, np.array([1, 1]), positive_index=1)
-    assert np.isnan(m["auroc"])
+    assert m["auroc"] is None  # undefined is null in the record, never NaN or 0
+    assert m["specificity"] is None  # no negatives
     assert m["accuracy"] == 0.5
 
 

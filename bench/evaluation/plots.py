@@ -68,3 +68,22 @@ def plot_learning_curves(history: pd.DataFrame, path: Path, monitor: str) -> Non
     axes[1].set(xlabel="epoch", title="Validation")
     axes[1].legend(fontsize=8)
     save_figure(fig, path)
+
+
+def plot_reliability(bins: list[dict], path: Path, ece: float | None, binary: bool, title: str = "") -> None:
+    """Reliability diagram (observed rate against mean predicted probability per bin) with the
+    bin counts below; ``bins`` from ``bench.evaluation.calibration.reliability_bins``."""
+    fig, (ax, axn) = plt.subplots(2, 1, figsize=(4.2, 5.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    width = bins[0]["high"] - bins[0]["low"] if bins else 1.0
+    full = [b for b in bins if b["count"]]
+    ax.bar([b["low"] for b in full], [b["observed"] for b in full], width=width, align="edge",
+           edgecolor="black", linewidth=0.5, color="#4c72b0", label="observed")
+    ax.plot([b["confidence"] for b in full], [b["observed"] for b in full], "o", color="#dd8452", markersize=3, label="bin mean")
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8, label="perfect calibration")
+    ylabel = "Observed positive rate" if binary else "Top-label accuracy"
+    ece_text = "ECE n/a" if ece is None else f"ECE {ece:.3f} ({len(bins)} bins)"
+    ax.set(ylabel=ylabel, xlim=(0, 1), ylim=(0, 1.01), title=(title or "Reliability (test)") + f"\n{ece_text}")
+    ax.legend(loc="upper left", fontsize=7)
+    axn.bar([b["low"] for b in bins], [b["count"] for b in bins], width=width, align="edge", color="grey")
+    axn.set(xlabel="Predicted probability (positive class)" if binary else "Top-label confidence", ylabel="images")
+    save_figure(fig, path)

@@ -81,11 +81,12 @@ class FractureClassifier(L.LightningModule):
     def on_validation_epoch_end(self):
         metrics = self.val_metrics.compute()
         self.val_metrics.reset()
-        for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "kappa"):
+        for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "kappa",
+                    "auprc", "balanced_accuracy", "brier", "ece"):
             if key in metrics:
-                # NaN (undefined AUC on a one-class val set) would poison "max" monitors: use 0.
+                # None (undefined, e.g. AUC on a one-class val set) would poison "max" monitors: use 0.
                 value = metrics[key]
-                self.log(f"val/{key}", 0.0 if value != value else float(value), sync_dist=False)
+                self.log(f"val/{key}", 0.0 if value is None else float(value), sync_dist=False)
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0):
         x, y, rows = batch

@@ -29,7 +29,11 @@ from omegaconf import DictConfig, OmegaConf
 from bench.errors import BenchError
 from bench.evaluation.metrics import aggregate_by_study, compute_metrics
 from bench.evaluation.plots import plot_confusion, plot_learning_curves, plot_roc
+from bench.evaluation.operating import validate_config as validate_operating_point
+from bench.evaluation.results import evaluate_extras
+from bench.evaluation.wandb_results import log_results, wandb_run_id
 from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
+from bench.training.best_checkpoint import best_section
 from bench.training.callbacks import EpochSeeder, HistoryWriter, ThroughputMeter
 from bench.training.module import FractureClassifier
 
@@ -90,6 +94,7 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"seed={cfg.seed!r}: give a non-negative integer")
     if int(cfg.trainer.max_epochs) < 1:
         raise BenchError(f"trainer.max_epochs={cfg.trainer.max_epochs!r}: train for at least one epoch")
+    validate_operating_point(cfg.get("operating_point"))
     # Pretrained weights available (local file, cache, or an allowed download)? Before any data is read.
     from bench.models.pretrained import preflight
 
@@ -198,7 +203,10 @@ def _loggers(cfg: DictConfig, run_dir: Path, run_id: str, sweep: dict) -> list:
             continue
         target = node["_target_"]
         if target.endswith("WandbLogger"):
-            wandb_logger = _instantiate(node, "logger", name=run_id, save_dir=str(run_dir), group=sweep.get("id", run_id))
+            # One W&B run per run id: a resumed run continues it (bench/evaluation/wandb_results.py).
+            tags = list(dict.fromkeys([*(node.get("tags") or []), cfg.data.name, cfg.model.name, str(cfg.get("experiment_name") or "default")]))
+            wandb_logger = _instantiate(node, "logger", name=run_id, save_dir=str(run_dir), group=sweep.get("id", run_id),
+                                        id=wandb_run_id(run_id), resume="allow", tags=tags)
             wandb_logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
             loggers.append(wandb_logger)
         elif target.endswith("CSVLogger"):
@@ -310,6 +318,7 @@ def run(cfg: DictConfig) -> dict:
             return {"status": "worker"}
         summary = _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, meter, history,
                                        sweep, image_size, resume_from, t_start, fit_s)
+        log_results(loggers, summary["record"], run_dir)
     finally:
         _finish_wandb(loggers)
     if cfg.explain.get("enabled"):
@@ -368,6 +377,10 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
     hist_path = run_dir / "history.csv"
     hist = pd.read_csv(hist_path) if hist_path.is_file() else pd.DataFrame({"epoch": []})
     plot_learning_curves(hist, plots / "learning_curves.png", cfg.monitor.metric)
+    op_cfg = OmegaConf.to_container(cfg.operating_point, resolve=True) if cfg.get("operating_point") else None
+    extras = evaluate_extras(op_cfg, preds, metrics, dm, run_dir, title=f"Reliability (test) {run_id}")
+    metrics.update(extras["metrics"])
+    files["plots"].update(extras["plots"])
     atomic_write_json(run_dir / "data_report.json", dm.report)
     device = str(module.device)
     atomic_write_json(run_dir / "environment.json", _environment(cfg, device))
@@ -396,8 +409,9 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
         "seed": int(cfg.seed),
         "split": {"file": "split.csv", "sha256": dm.split_hash, "seed": int(cfg.split_seed), **split_cfg,
                   "counts": {k: int(split_counts.get(k, 0)) for k in ("train", "val", "test")}},
-        "best": {"monitor": cfg.monitor.metric, "mode": cfg.monitor.mode, "epoch": best_epoch,
-                 "score": None if ckpt_cb.best_model_score is None else float(ckpt_cb.best_model_score)},
+        "best": best_section(ckpt_cb, cfg.monitor.mode, best_epoch, hist),
+        "operating_point": extras["operating_point"], "flags": extras["flags"], "subgroups": extras["subgroups"],
+        "calibration": extras["calibration"],
         "epochs_run": int(len(history.rows)),
         "resumed_from": resume_from,
         "metrics": metrics,
