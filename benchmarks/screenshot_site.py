@@ -1,8 +1,8 @@
-"""Screenshot a rendered leaderboard site's index page with Debian's headless Chromium.
+"""Screenshot pages of a rendered leaderboard site with Debian's headless Chromium.
 
-Usage: python benchmarks/screenshot_site.py OUT_DIR PNG [--width 1280] [--height 900] [--full-page]
-(e.g. ``python benchmarks/screenshot_site.py leaderboards docs/leaderboard_index.png``).
-Opens ``OUT_DIR/index.html`` from file:// with no network use.
+Usage: python benchmarks/screenshot_site.py OUT_DIR PNG [--page index.html] [--width 1400] [--height 900]
+[--full-page] (e.g. ``python benchmarks/screenshot_site.py leaderboards docs/leaderboard_index.png``;
+``--page runs/<name>.html`` for a run page). Opens the page from file:// with no network use.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 
 
-def screenshot(out_dir: str | Path, png: str | Path, width: int = 1280, height: int = 900,
-               full_page: bool = False) -> Path:
+def screenshot(out_dir: str | Path, png: str | Path, width: int = 1400, height: int = 900,
+               full_page: bool = False, page_name: str = "index.html", dark: bool = False) -> Path:
     from playwright.sync_api import sync_playwright
 
-    index = Path(out_dir).resolve() / "index.html"
-    if not index.is_file():
-        raise SystemExit(f"error: {index} not found (render the leaderboard first)")
+    page_path = Path(out_dir).resolve() / page_name
+    if not page_path.is_file():
+        raise SystemExit(f"error: {page_path} not found (render the leaderboard first)")
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"error: {CHROMIUM} not found (apt-get install chromium)")
     png = Path(png)
@@ -30,8 +30,10 @@ def screenshot(out_dir: str | Path, png: str | Path, width: int = 1280, height: 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(index.as_uri())
+            page = browser.new_page(viewport={"width": width, "height": height},
+                                    color_scheme="dark" if dark else "light")
+            page.goto(page_path.as_uri())
+            page.wait_for_load_state("load")
             page.screenshot(path=str(png), full_page=full_page)
         finally:
             browser.close()
@@ -42,11 +44,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out_dir")
     p.add_argument("png")
-    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--page", default="index.html", help="page relative to OUT_DIR (default index.html)")
+    p.add_argument("--width", type=int, default=1400)
     p.add_argument("--height", type=int, default=900)
     p.add_argument("--full-page", action="store_true")
+    p.add_argument("--dark", action="store_true", help="emulate prefers-color-scheme: dark")
     a = p.parse_args(argv)
-    print(screenshot(a.out_dir, a.png, a.width, a.height, a.full_page))
+    print(screenshot(a.out_dir, a.png, a.width, a.height, a.full_page, a.page, a.dark))
     return 0
 
 

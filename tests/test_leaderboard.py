@@ -23,12 +23,20 @@ EVIL = "<script>alert(1)</script>"
 N = 160  # images per generated run: small, so the tests stay fast
 
 
-def _md_rows(md: str) -> list[list[str]]:
-    rows = []
+def _md_tables(md: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table as a list of {header: cell} rows."""
+    tables, head = [], None
     for line in md.splitlines():
-        if line.startswith("| ") and not line.startswith("| Rank"):
-            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
-    return rows
+        if not line.startswith("|"):
+            head = None
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if head is None:
+            head = cells
+            tables.append([])
+        elif not set(line) <= set("|-: "):
+            tables[-1].append(dict(zip(head, cells)))
+    return tables
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -74,15 +82,20 @@ def test_known_metrics_read_back_from_markdown_and_csv(runs: Path, tmp_path: Pat
     assert lit["rank"].isna().all() and not lit["is_best"].fillna(False).astype(bool).any()
 
     md = (out / "fracatlas_binary.md").read_text()
-    rows = {r[1].rstrip(" ★≈↓"): r for r in _md_rows(md)}
+    ours_md, lit_md = _md_tables(md)  # ours, then the literature in a table of its own
+    rows = {r["Model"].rstrip(" ★⚑"): r for r in ours_md}
     r = rows["resnet18"]
-    assert r[0] == "1" and r[4] == "3" and r[5] == "0.850 ± 0.050"
-    assert re.fullmatch(r"0\.\d{3} \[0\.\d{3}, (0\.\d{3}|1\.000)\]", r[6])
-    assert rows["vgg16"][5] == "0.720 ± 0.028"
-    assert rows["YOLOv8m"][0] == "" and "**reported elsewhere**" in rows["YOLOv8m"][2]
-    assert rows["YOLOv8m"][9] == "0.830"  # accuracy column
+    assert r["Rank"] == "1" and r["Seeds"] == "3" and r["ROC-AUC mean ± sd"] == "0.850 ± 0.050"
+    assert r["vs best"] == "★ best" and r["Model"].endswith("★")
+    assert re.fullmatch(r"\[0\.\d{3}, (0\.\d{3}|1\.000)\]", r["95% interval (seeds + images)"])
+    assert r["Protocol"] == "default · 224 px · 30 ep · from scratch · CPU"
+    assert rows["vgg16"]["ROC-AUC mean ± sd"] == "0.720 ± 0.028"
+    assert "YOLOv8m" not in rows
+    lit_rows = {x["Model"]: x for x in lit_md}
+    assert lit_rows["YOLOv8m"]["Accuracy"] == "0.830" and "Table V" in lit_rows["YOLOv8m"]["Source"]
+    assert "**Answer:** best resnet18: ROC-AUC 0.850 ± 0.050 over 3 seeds" in md
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md and EVIL not in md
-    assert len(res.collection.runs) == 6 and not res.collection.skipped
+    assert len(res.collection.runs) == 6 and not res.collection.skipped and not res.ingest.skipped
 
 
 def test_vgg_is_significantly_worse_and_other_split_is_not_comparable(runs: Path, tmp_path: Path):
@@ -94,6 +107,12 @@ def test_vgg_is_significantly_worse_and_other_split_is_not_comparable(runs: Path
     # skill 0.3 vs 1.5 on the same 40-odd test images: DeLong finds the difference
     assert csv.loc["vgg16", "vs_best"] == "significantly worse"
     assert csv.loc["vgg16", "p_vs_best"] < 0.05
+    # Holm over the rows compared with the best (an independent step-down implementation)
+    tested = csv[csv["p_vs_best"].notna()].sort_values("p_vs_best")
+    m, running = len(tested), 0.0
+    for i, (model, p) in enumerate(tested["p_vs_best"].items()):
+        running = max(running, min(1.0, (m - i) * p))
+        assert csv.loc[model, "p_holm"] == pytest.approx(running)
     assert csv.loc["vgg16", "pair_runs"].endswith("s0__" + csv.loc["resnet18", "ref_run_id"].split("__s0__")[1])
     assert csv.loc["vgg16", "p_delong"] == csv.loc["vgg16", "p_vs_best"]
 
@@ -114,12 +133,12 @@ def test_incomplete_corrupt_duplicate_runs_are_listed(runs: Path, tmp_path: Path
     shutil.copytree(first, node / first.name)
     out = tmp_path / "lb"
     res = render_leaderboard([runs, tmp_path / "node2"], out, n_resamples=200)
-    reasons = {Path(s["path"]).name: s["reason"] for s in res.collection.skipped}
+    reasons = {Path(s["path"]).name: s["reason"] for s in res.ingest.skipped}
     assert reasons["crashed_run"] == "incomplete: no record.json"
     assert reasons[bad.name].startswith("corrupt record.json")
     assert reasons[running.name] == "incomplete: status='running'"
-    assert len(res.collection.duplicates) == 1
-    dup = res.collection.duplicates[0]
+    assert len(res.ingest.duplicates) == 1
+    dup = res.ingest.duplicates[0]
     assert dup["run_id"] == first.name and {dup["path"], dup["kept"]} == {
         f"{runs}/{first.name}", f"{tmp_path / 'node2'}/bench_runs/{first.name}"}
     report = (out / "report.md").read_text()
@@ -130,7 +149,7 @@ def test_incomplete_corrupt_duplicate_runs_are_listed(runs: Path, tmp_path: Path
     assert len(runs_csv) == 6 and runs_csv["run_id"].is_unique
     # the choice of the kept copy does not depend on the order of --runs
     res2 = render_leaderboard([tmp_path / "node2", runs], tmp_path / "lb2", n_resamples=200)
-    assert res2.collection.duplicates[0]["kept"] == dup["kept"]
+    assert res2.ingest.duplicates[0]["kept"] == dup["kept"]
 
 
 def test_incremental_render_equals_fresh_render(runs: Path, tmp_path: Path):
@@ -147,12 +166,15 @@ def test_incremental_render_equals_fresh_render(runs: Path, tmp_path: Path):
     a, b = _tree(inc), _tree(tmp_path / "fresh")
     assert sorted(a) == sorted(b)
     assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]]
-    # a run that disappears also disappears from an incremental render
+    # a run folder that disappears stays in the store; removal is explicit
     gone = next(p for p in runs.iterdir() if p.name.startswith("fracatlas_region__"))
     shutil.rmtree(gone)
     render_leaderboard([runs], inc, n_resamples=200)
+    assert (inc / "fracatlas_region.md").exists()
+    render_leaderboard([], inc, n_resamples=200, remove=[gone.name])
     assert not (inc / "fracatlas_region.md").exists()
     assert not any("fracatlas_region" in p.name for p in (inc / "runs").iterdir())
+    assert not any("fracatlas_region" in p.name for p in (inc / "store").iterdir())
     # same input again: nothing changes
     again = render_leaderboard([runs], inc, n_resamples=200)
     assert again.written == 0 and again.collection.parsed == 0
@@ -163,15 +185,16 @@ def test_site_escapes_names_and_uses_safe_file_names(runs: Path, tmp_path: Path)
     render_leaderboard([runs], out, n_resamples=200)
     html = (out / "index.html").read_text()
     assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "http://" not in html and "https://" not in html  # nothing loaded from the internet
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing loaded from the internet
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", html)
     pages = sorted((out / "runs").glob("*.html"))
     assert len(pages) == 6
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", p.name) for p in pages)
     evil_page = next(p for p in pages if "script" in p.name)
     assert EVIL not in evil_page.read_text() and "&lt;script&gt;" in evil_page.read_text()
-    # images copied into the site, linked relatively
-    assert any((out / "runs").rglob("*roc.png"))
-    assert 'src="' in evil_page.read_text() and 'src="/' not in evil_page.read_text()
+    # images kept in the store, linked relatively
+    assert any((out / "store").rglob("roc.png"))
+    assert 'src="../store/' in evil_page.read_text() and 'src="/' not in evil_page.read_text()
 
 
 def test_study_level_and_explain_columns(tmp_path: Path):
@@ -205,6 +228,8 @@ def test_collect_errors_and_cli(tmp_path: Path, capsys, runs: Path):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert cli_main(["--runs", str(runs), "--out", str(tmp_path / "o"), "--primary", "binary"]) == 2
+    assert cli_main(["--out", str(tmp_path / "empty")]) == 2  # no store and no runs: nothing to render
+    assert "nothing to render" in capsys.readouterr().err
     assert cli_main(["--runs", str(runs), "--out", str(tmp_path / "o"), "--n-resamples", "200", "--no-site"]) == 0
     out = capsys.readouterr().out
     assert "6 runs in 1 task table(s)" in out
@@ -251,8 +276,151 @@ def test_bad_predictions_are_a_listed_problem_not_fatal(runs: Path, tmp_path: Pa
     nopred = make_run(runs, "fracatlas_binary", "nopreds", 0, n_images=N)
     (nopred / "predictions.csv").unlink()
     res = render_leaderboard([runs], tmp_path / "lb", n_resamples=200)
-    probs = {Path(p["path"]).name: p["reason"] for p in res.problems}
+    probs = {Path(p["path"]).name.rsplit("-", 1)[0]: p["reason"] for p in res.problems}  # store/<run_id>-<hash8>
     assert bad.name in probs and "missing" in probs[nopred.name]
     csv = pd.read_csv(tmp_path / "lb" / "fracatlas_binary.csv").set_index("model")
     assert np.isnan(csv.loc["badpreds", "ref_ci_auroc_low"]) and csv.loc["nopreds", "vs_best"] == "no predictions"
     assert "## Problems" in (tmp_path / "lb" / "report.md").read_text()
+
+
+# --------------------------------------------------------------------------- results store
+
+
+def test_second_render_from_other_runs_keeps_the_first_runs(tmp_path: Path):
+    """The bug of issue 13: rendering from one new run folder lost every committed row."""
+    a, b, out = tmp_path / "node_a", tmp_path / "node_b", tmp_path / "lb"
+    make_run(a, "fracatlas_binary", "resnet18", 0, skill=1.5, n_images=N)
+    make_run(a, "fracatlas_region", "resnet18", 0, n_images=N)
+    make_run(b, "fracatlas_binary", "vgg16", 0, skill=0.5, n_images=N)
+    render_leaderboard([a], out, n_resamples=200)
+    shutil.rmtree(a)  # A's run folders are gone (checkpoints are never committed)
+    res = render_leaderboard([b], out, n_resamples=200)
+    assert res.ingest.added == [next(b.iterdir()).name]
+    csv = pd.read_csv(out / "fracatlas_binary.csv")
+    assert {"resnet18", "vgg16"} <= set(csv["model"])
+    assert set(pd.read_csv(out / "runs.csv")["model"]) == {"resnet18", "vgg16"}
+    assert (out / "fracatlas_region.md").is_file()
+    # the store holds kilobytes per run: record, test predictions (with the resampling group), meta
+    stored = sorted((out / "store").iterdir())
+    assert len(stored) == 3
+    for d in stored:
+        size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+        assert size < 100_000, (d, size)
+        preds = pd.read_csv(d / "predictions.csv")
+        assert "split" not in preds.columns and "group" in preds.columns
+        assert not (d / "checkpoints").exists()
+    # a re-render with nothing new writes nothing
+    again = render_leaderboard([b], out, n_resamples=200)
+    assert again.written == 0
+    with pytest.raises(BenchError, match="no such run"):
+        render_leaderboard([], out, remove=["not_a_run"])
+
+
+def test_generated_runs_stay_out_unless_asked(tmp_path: Path):
+    runs, out = tmp_path / "runs", tmp_path / "lb"
+    make_run(runs, "fracatlas_binary", "resnet18", 0, n_images=N)
+    make_run(runs, "fracatlas_binary", "gen_model", 0, n_images=N, extra={"data": {"generated": True}})
+    res = render_leaderboard([runs], out, n_resamples=200)
+    assert len(res.ingest.generated_skipped) == 1 and "gen_model" in res.ingest.generated_skipped[0]
+    assert "gen_model" not in set(pd.read_csv(out / "runs.csv")["model"])
+    assert "not stored (generated data" in res.summary()
+    res = render_leaderboard([runs], out, n_resamples=200, include_generated=True)
+    assert set(res.tables) == {"fracatlas_binary", "fracatlas_binary__generated"}
+    gen = pd.read_csv(out / "fracatlas_binary__generated.csv")
+    assert set(gen["model"]) == {"gen_model"} and gen["generated"].all()
+    real = pd.read_csv(out / "fracatlas_binary.csv")
+    assert "gen_model" not in set(real["model"])
+    html = (out / "index.html").read_text()
+    assert html.index('id="generated"') > html.index('id="task-fracatlas_binary"')
+    assert "generated data, not a result" in (out / "README.md").read_text()
+
+
+def test_flagged_run_is_marked_and_never_best(tmp_path: Path):
+    runs, out = tmp_path / "runs", tmp_path / "lb"
+    make_run(runs, "fracatlas_binary", "resnet18", 0, skill=1.0, n_images=N, metrics={"auroc": 0.80})
+    make_run(runs, "fracatlas_binary", "allneg", 0, skill=1.0, n_images=N, metrics={"auroc": 0.95},
+             extra={"flags": ["constant_predictions"]})
+    res = render_leaderboard([runs], out, n_resamples=200)
+    csv = pd.read_csv(out / "fracatlas_binary.csv")
+    ours = csv[csv["source"] == "this benchmark"].set_index("model")
+    assert bool(ours.loc["resnet18", "is_best"]) and not bool(ours.loc["allneg", "is_best"])
+    assert np.isnan(ours.loc["allneg", "rank"]) and ours.loc["resnet18", "rank"] == 1
+    assert ours.loc["allneg", "flags"] == "constant_predictions"
+    assert list(ours.index) == ["resnet18", "allneg"]  # flagged rows last
+    assert "best resnet18" in res.summary()
+    md = {r["Model"]: r for r in _md_tables((out / "fracatlas_binary.md").read_text())[0]}
+    assert md["allneg ⚑"]["Flags"].startswith("⚑ constant\\_predictions (1/1") and md["allneg ⚑"]["Rank"] == ""
+    page = next((out / "runs").glob("*allneg*.html")).read_text()
+    assert "Flagged: constant_predictions" in page
+
+
+def test_old_schema_records_render_with_dashes(tmp_path: Path):
+    runs, out = tmp_path / "runs", tmp_path / "lb"
+    d = make_run(runs, "fracatlas_binary", "oldmodel", 0, n_images=N)
+    rec = json.loads((d / "record.json").read_text())
+    rec["schema_version"] = 0
+    for k in ("cost", "protocol"):
+        rec.pop(k)
+    rec["metrics"]["test"].pop("specificity")
+    (d / "record.json").write_text(json.dumps(rec))
+    make_run(runs, "fracatlas_binary", "newmodel", 0, n_images=N)
+    render_leaderboard([runs], out, n_resamples=200)
+    md = {r["Model"].rstrip(" ★"): r for r in _md_tables((out / "fracatlas_binary.md").read_text())[0]}
+    assert md["oldmodel"]["Specificity"] == "—" and md["oldmodel"]["Train img/s"] == "—"
+    assert md["oldmodel"]["Protocol"] == "— · — px · — ep · from scratch · device —"
+    assert md["newmodel"]["Specificity"] != "—"
+
+
+def test_import_of_an_earlier_runs_csv_keeps_its_rows(tmp_path: Path, runs: Path):
+    old = tmp_path / "old"
+    render_leaderboard([runs], old, n_resamples=200)
+    before = pd.read_csv(old / "runs.csv")
+    shutil.rmtree(old / "store")  # an earlier site: runs.csv and pages only
+    new = tmp_path / "new"
+    new.mkdir()
+    shutil.copy(old / "runs.csv", new / "runs.csv")
+    render_leaderboard([], new, n_resamples=200, import_csv=new / "runs.csv")
+    after = pd.read_csv(new / "runs.csv").set_index("run_id")
+    assert set(after.index) == set(before["run_id"])
+    for _, r in before.iterrows():
+        assert after.loc[r["run_id"], "test_auroc"] == pytest.approx(r["test_auroc"])
+        assert after.loc[r["run_id"], "ci_auroc_low"] == pytest.approx(r["ci_auroc_low"])  # the CI computed then
+    csv = pd.read_csv(new / "fracatlas_binary.csv")
+    ours = csv[csv["source"] == "this benchmark"]
+    assert ours["row_ci_low"].isna().all() and ours["p_holm"].isna().all()  # not derivable: "—"
+
+
+def test_mura_images_never_enter_the_store(tmp_path: Path):
+    runs, out = tmp_path / "runs", tmp_path / "lb"
+    make_run(runs, "mura_hand", "resnet18", 0, n_images=120, explain=True)
+    make_run(runs, "fracatlas_binary", "resnet18", 0, n_images=N, explain=True)
+    render_leaderboard([runs], out, n_resamples=200)
+    mura = next(d for d in (out / "store").iterdir() if d.name.startswith("mura"))
+    frac = next(d for d in (out / "store").iterdir() if d.name.startswith("fracatlas"))
+    assert not (mura / "explain").exists() and (frac / "explain").is_dir()
+    assert (mura / "predictions_study.csv").is_file()
+    html = (out / "index.html").read_text()
+    assert "CC BY 4.0" in html and "may not be redistributed" in html
+    for page in (out / "runs").glob("*.html"):
+        assert "CC BY 4.0" in page.read_text()
+
+
+def test_p_values_and_undefined_values_print_as_documented():
+    from bench.leaderboard.columns import fmt_p, mean_sd
+
+    assert fmt_p(3e-7) == "< 0.0001" and fmt_p(0.0) == "< 0.0001" and fmt_p(0.01234) == "0.0123"
+    assert fmt_p(float("nan")) == "—" and fmt_p(None) == "—" and mean_sd(None, None) == "—"
+
+
+def test_docs_define_every_column(runs: Path, tmp_path: Path):
+    res = render_leaderboard([runs], tmp_path / "lb", n_resamples=200)
+    from bench.leaderboard.columns import table_columns
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "leaderboards.md").read_text()
+    for t in res.tables.values():
+        for c in table_columns(t):
+            if c.key.startswith("explain_"):
+                assert c.key.rsplit("_", 1)[-1] in ("game", "energy", "iou") and "pointing game" in docs
+                continue
+            label = re.sub(r"^(ROC-AUC|F1 \(macro\)) ", "<primary> ", c.label(t))
+            assert label in docs or c.label(t) in docs, label

@@ -166,3 +166,40 @@ def test_aggregate_seeds_mean_std_n():
     assert agg.loc["a", "test_auroc_std"] == pytest.approx(0.1)  # sample std, ddof=1
     assert agg.loc["a", "n_seeds"] == 3
     assert np.isnan(agg.loc["b", "test_auroc_std"])
+
+
+def test_seed_image_interval_matches_an_independent_two_level_bootstrap():
+    # three seeds scored on the same 300 items: one image draw shared by the seeds, seeds redrawn
+    sets = [_binary(n=300, seed=s, skill=0.6 + 0.4 * s) for s in range(3)]
+    ids = sets[0].ids
+    sets = [stats.PredictionSet(ids=ids, label=sets[0].label, pred=ps.pred, prob=ps.prob) for ps in sets]
+    got = stats.seed_image_interval(sets, "binary", "auroc", n_resamples=4000, seed=0)
+    rng = np.random.default_rng(99)
+    y = sets[0].label
+    vals = []
+    for _ in range(3000):
+        i = rng.integers(0, 300, 300)
+        seeds = rng.integers(0, 3, 3)
+        aucs = []
+        for s in seeds:
+            yy, sc = y[i], sets[s].prob[i, 1]
+            m, n = yy.sum(), (1 - yy).sum()
+            aucs.append((sps.rankdata(sc)[yy == 1].sum() - m * (m + 1) / 2) / (m * n))
+        vals.append(np.mean(aucs))
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    assert got["low"] == pytest.approx(lo, abs=0.012) and got["high"] == pytest.approx(hi, abs=0.012)
+    point = np.mean([skm.roc_auc_score(y, ps.prob[:, 1]) for ps in sets])
+    assert got["value"] == pytest.approx(point, abs=1e-12)
+    assert got["n_seeds"] == 3 and got["n_units"] == 300
+    # wider than the image-only interval of one seed: the seed spread is in it
+    one = stats.seed_image_interval(sets[1:2], "binary", "auroc", n_resamples=4000, seed=0)
+    assert (got["high"] - got["low"]) > (one["high"] - one["low"])
+
+
+def test_holm_matches_the_step_down_definition():
+    p = [0.01, 0.04, float("nan"), 0.03, 0.2]
+    got = stats.holm(p)
+    assert np.isnan(got[2])
+    # sorted 0.01, 0.03, 0.04, 0.2 (m = 4): 0.04, max(0.09, .04), max(0.08, 0.09), max(0.2, 0.09)
+    assert got[0] == pytest.approx(0.04) and got[3] == pytest.approx(0.09)
+    assert got[1] == pytest.approx(0.09) and got[4] == pytest.approx(0.2)

@@ -22,7 +22,7 @@ from bench.errors import BenchError
 from bench.record import RECORD_FILE, atomic_write_bytes
 
 CACHE_FILE = ".leaderboard_cache.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # Files that only a run directory holds: a folder with one of them but no complete record.json
 # is an incomplete run (crashed, killed or still running), not a container of runs.
 RUN_MARKERS = (RECORD_FILE, "config.yaml", "split.csv", "predictions.csv", "history.csv", "checkpoints")
@@ -121,6 +121,40 @@ def explain_scores(record: dict) -> dict[str, float | None]:
             for score in EXPLAIN_SCORES if score in entry}
 
 
+def explain_meta(record: dict) -> dict:
+    """What a run page says about its heatmaps: CAM target, final layer, n and degenerate maps
+    per method (``record["explain"]`` as bench-explain writes it; {} without one)."""
+    ex = record.get("explain")
+    if not isinstance(ex, dict):
+        return {}
+    summary = ex.get("summary") if isinstance(ex.get("summary"), dict) else {}
+    loc = ex.get("localisation") if isinstance(ex.get("localisation"), dict) else {}
+    degenerate = loc.get("degenerate_maps") if isinstance(loc.get("degenerate_maps"), dict) else {}
+    methods = {}
+    for m in sorted(summary):
+        e = summary[m] if isinstance(summary[m], dict) else {}
+        methods[m] = {"n": _num(e.get("n")), "final_layer": e.get("final_layer") if isinstance(e.get("final_layer"), str) else None,
+                      "degenerate": _num(degenerate.get(m)), "skipped": e.get("skipped") if isinstance(e.get("skipped"), str) else None}
+    layers = ex.get("layers") if isinstance(ex.get("layers"), list) else []
+    return {"target": ex.get("target") if isinstance(ex.get("target"), str) else None,
+            "n_images": _num(ex.get("n_images")), "layers": [str(x) for x in layers], "methods": methods,
+            "iou_threshold": _num(loc.get("iou_threshold")), "iou_top_percent": _num(loc.get("iou_top_percent"))}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _is_generated(record: dict) -> bool:
+    from bench.leaderboard.store import is_generated
+
+    return is_generated(record)
+
+
 def _slug_key(s: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in str(s).lower()).strip("_") or "method"
 
@@ -172,7 +206,24 @@ def record_to_row(record: dict, display_path: str, abs_path: Path) -> dict:
         "path": display_path,
         "abs_path": str(abs_path),
         "has_explain": isinstance(record.get("explain"), dict),
+        "schema_version": _num(record.get("schema_version")),
+        "generated": _is_generated(record),
+        "imported": isinstance(record.get("imported"), dict),
+        # H3's degenerate-model flags (e.g. constant_predictions): shown, never best
+        "flags": ",".join(sorted(str(f) for f in record.get("flags") or [] if isinstance(f, (str, int)))),
+        "stored_ci": json.dumps(record["leaderboard_ci"], sort_keys=True) if isinstance(record.get("leaderboard_ci"), dict) else "",
+        "explain_meta": json.dumps(explain_meta(record), sort_keys=True),
+        # for the reporting page (issue 12's operating point and subgroups), when the record has them
+        "operating_point_json": json.dumps(record.get("operating_point"), sort_keys=True, default=str)
+        if isinstance(record.get("operating_point"), dict) else "",
+        "subgroups_json": json.dumps(record.get("subgroups"), sort_keys=True, default=str)
+        if isinstance(record.get("subgroups"), (dict, list)) else "",
+        "test_operating_json": json.dumps(_get(record, "metrics", "test_operating"), sort_keys=True, default=str)
+        if isinstance(_get(record, "metrics", "test_operating"), dict) else "",
     }
+    meta = _read_json(abs_path / "meta.json")
+    row["git_commit"] = str(meta.get("git_commit") or "")
+    row["harness_version"] = str(meta.get("harness_version") or "")
     for f in PROTOCOL_FIELDS:
         v = protocol.get(f)
         row[f"protocol_{f}"] = v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else (None if v is None else str(v))
@@ -298,7 +349,9 @@ def collect(roots: list[str | os.PathLike], cache: dict | None = None, max_depth
             skipped.append({"path": shown, "reason": f"incomplete: status={record.get('status')!r}"})
             continue
         try:
-            row = record_to_row(record, shown, run_dir)
+            from bench.leaderboard.store import upgrade
+
+            row = record_to_row(upgrade(record), shown, run_dir)
         except (ValueError, TypeError) as e:
             skipped.append({"path": shown, "reason": f"invalid record.json: {e}"})
             continue
@@ -353,24 +406,27 @@ def load_predictions(row: dict | pd.Series, test_only: bool = True):
     study = bool(row.get("study_level"))
     fname = "predictions_study.csv" if study else "predictions.csv"
     path = run_dir / fname
+    shown = f"{row.get('path') or run_dir}/{fname}"  # messages name the stored folder, not this machine's path
     id_col = "study_id" if study else "image_id"
     try:
-        df = pd.read_csv(path, dtype={"image_id": str, "study_id": str, "patient_id": str, "split": str})
+        df = pd.read_csv(path, dtype={"image_id": str, "study_id": str, "patient_id": str, "split": str, "group": str})
     except FileNotFoundError:
-        raise BenchError(f"{path}: missing (needed for confidence intervals)") from None
+        raise BenchError(f"{shown}: missing (needed for confidence intervals)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise BenchError(f"{path}: unreadable CSV ({type(e).__name__})") from None
+        raise BenchError(f"{shown}: unreadable CSV ({type(e).__name__})") from None
     if not study and "split" in df.columns and test_only:
         df = df[df["split"] == "test"]
     prob_cols = [f"prob_{c}" for c in classes] if classes and all(f"prob_{c}" in df.columns for c in classes) \
         else [c for c in df.columns if c.startswith("prob_")]
     missing = [c for c in (id_col, "label", "pred") if c not in df.columns]
     if missing or not prob_cols:
-        raise BenchError(f"{path}: missing columns {missing or ['prob_<class>']}")
+        raise BenchError(f"{shown}: missing columns {missing or ['prob_<class>']}")
     df = df.sort_values(id_col, kind="stable")
     groups = None
     if study and "patient_id" in df.columns:
         groups = df["patient_id"].to_numpy(dtype=object)
+    elif not study and "group" in df.columns and not df["group"].isna().any():
+        groups = df["group"].astype(str).to_numpy(dtype=object)  # stored predictions carry the group
     elif not study:
         split_path = run_dir / "split.csv"
         if split_path.is_file():
@@ -379,7 +435,7 @@ def load_predictions(row: dict | pd.Series, test_only: bool = True):
                                  usecols=lambda c: c in ("image_id", "group"))
             except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
                 sp = None
-            if sp is not None and "group" in sp.columns:
+            if sp is not None and "group" in sp.columns and "group" not in df.columns:
                 g = df[id_col].map(dict(zip(sp["image_id"], sp["group"])))
                 if not g.isna().any():
                     groups = g.to_numpy(dtype=object)

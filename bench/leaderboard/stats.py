@@ -311,3 +311,81 @@ def aggregate_seeds(runs: pd.DataFrame, group_cols: list[str], metric_cols: list
 def rank_desc(values: pd.Series) -> pd.Series:
     """Competition ranks (1, 2, 2, 4), higher is better; NaN values get no rank."""
     return values.rank(ascending=False, method="min")
+
+
+# --------------------------------------------------------------------------- row interval
+
+
+def seed_image_interval(sets: list[PredictionSet], kind: str, metric: str, n_resamples: int = 1000,
+                        seed: int = 0, confidence_level: float = 0.95) -> dict:
+    """Interval of a row's seed-mean metric that covers both seeds and test images.
+
+    Two-level (hierarchical) percentile bootstrap: each resample draws the seeds with replacement
+    and the test images (their resampling groups) with replacement, and takes the mean over the
+    drawn seeds of the metric on the drawn images. Runs scored on the same test items are paired:
+    one image draw is applied to every seed, so the interval does not count the test set's
+    variance once per seed. Runs on different test items get their own image draws. One seed:
+    the image bootstrap alone. Returns ``{"value", "low", "high", "method", "n_seeds", "n_units"}``
+    where ``value`` is the mean over seeds of the metric recomputed from the predictions."""
+    if not sets:
+        raise BenchError("no prediction sets")
+    names = CI_METRICS[kind]
+    if metric not in names:
+        raise BenchError(f"no bootstrap kernel for metric {metric!r}")
+    j = names.index(metric)
+    rng = np.random.default_rng(seed)
+    s = len(sets)
+
+    def unit_index(ps: PredictionSet):
+        if ps.groups is None:
+            return None, ps.n
+        _, inv = np.unique(ps.groups, return_inverse=True)
+        inv = inv.ravel()
+        return inv, int(inv.max()) + 1
+
+    # pair runs on identical item ids (load_predictions sorts by id, so equal ids align)
+    blocks: dict[tuple, list[int]] = {}
+    for i, ps in enumerate(sets):
+        blocks.setdefault(tuple(ps.ids.tolist()), []).append(i)
+    per_seed = np.empty((s, n_resamples))
+    points = np.empty(s)
+    n_units_all = []
+    batch = max(1, min(n_resamples, 2_000_000 // max(max(p.n for p in sets), 1)))
+    for members in blocks.values():
+        units, n_units = unit_index(sets[members[0]])
+        n_units_all.append(n_units)
+        kernels = [MetricKernel(sets[i], kind) for i in members]
+        for i, k in zip(members, kernels):
+            points[i] = k.point()[metric]
+        for start in range(0, n_resamples, batch):
+            r = min(batch, n_resamples - start)
+            idx = rng.integers(0, n_units, (r, n_units))
+            w = _counts(idx, n_units)
+            if units is not None:
+                w = w[:, units]
+            for i, k in zip(members, kernels):
+                per_seed[i, start:start + r] = k(w)[j]
+    if s > 1:
+        draws = rng.multinomial(s, np.full(s, 1.0 / s), size=n_resamples).astype(np.float64)  # (R, S)
+        vals = (draws * per_seed.T).sum(axis=1) / s
+    else:
+        vals = per_seed[0]
+    vals = vals[np.isfinite(vals)]
+    if vals.size < n_resamples * 0.5:
+        raise BenchError(f"row interval: {metric} undefined in most resamples")
+    a = (1 - confidence_level) / 2
+    lo, hi = np.quantile(vals, [a, 1 - a])
+    return {"value": _f(points.mean()), "low": _f(lo), "high": _f(hi), "method": "percentile, seeds x images",
+            "n_seeds": s, "n_units": int(max(n_units_all)), "n_resamples": int(n_resamples)}
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-adjusted p-values (statsmodels), NaN kept in place."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out.tolist()

@@ -16,6 +16,7 @@ Definitions (also in docs/leaderboards.md):
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +27,7 @@ from bench.leaderboard import stats
 from bench.leaderboard.collect import load_predictions, prediction_key
 from bench.leaderboard.literature import literature_for
 
-DISPLAY_METRICS = ("auroc", "accuracy", "precision", "recall", "specificity", "f1", "kappa")
+from bench.leaderboard.columns import DISPLAY_METRICS, LOWER_IS_BETTER  # noqa: E402  (one column table)
 COST_COLS = ("params", "gmacs", "train_images_per_s", "latency_ms")
 GROUP = ["model", "protocol_key"]
 
@@ -40,9 +41,13 @@ class TaskTable:
     metric_split: str  # "test" or "test_study"
     primary: str
     test_name: str  # paired test used for the significance mark
-    rows: pd.DataFrame  # ours (ranked) then literature rows
+    rows: pd.DataFrame  # ours: unflagged rows ranked, then flagged rows (never ranked, never best)
     runs: pd.DataFrame  # runs of this task with per-run CI columns
     notes: list[str] = field(default_factory=list)
+    literature: pd.DataFrame = field(default_factory=pd.DataFrame)  # published rows, never ranked
+    generated: bool = False  # runs on generated data: their own section
+    key: str = ""  # file/section name: the task, plus "__generated" for generated data
+    pairs: dict = field(default_factory=dict)  # "i|j" (row positions) -> paired test, for the compare view
 
 
 def _ci_cache_key(row, n_resamples: int, seed: int, kind: str) -> str:
@@ -78,6 +83,8 @@ class _Stats:
 
     def preds(self, row):
         p = row["abs_path"]
+        if bool(row.get("imported")) and not (Path(p) / "predictions.csv").is_file():
+            return None  # imported from an earlier render without predictions: "—", not a problem
         if p not in self._preds:
             try:
                 ps = load_predictions(row)
@@ -137,6 +144,23 @@ class _Stats:
 
         return self._cached("pairs", key, compute)
 
+    def row_interval(self, rows: list, kind: str, metric: str) -> dict | None:
+        key = json.dumps(["row", [[r["abs_path"], prediction_key(r)] for r in rows], self.n_resamples, self.seed,
+                          kind, metric])
+        self.used_ci.add(key)
+
+        def compute():
+            sets = [self.preds(r) for r in rows]
+            if any(ps is None for ps in sets):
+                return {}
+            try:
+                return stats.seed_image_interval(sets, kind, metric, n_resamples=self.n_resamples, seed=self.seed)
+            except BenchError as e:
+                self.problems.append({"path": rows[0]["path"], "reason": str(e)})
+                return {}
+
+        return self._cached("ci", key, compute)
+
     def prune(self) -> None:
         # keep the cache the size of the current input
         self.cache["ci"] = {k: v for k, v in self.cache["ci"].items() if k in self.used_ci}
@@ -173,10 +197,31 @@ def _seed_key(s):
     return (1, 0) if s is None or (isinstance(s, float) and np.isnan(s)) else (0, float(s))
 
 
+MAX_COMPARE_ROWS = 25  # pairwise tests for the compare view: all pairs of up to this many rows
+
+
+def _protocol_label(experiment, size, epochs, pretrained, device) -> str:
+    """Short protocol text beside every row: preset · size · epochs · weights · hardware."""
+    experiment, device = (None if isinstance(x, float) and x != x else x for x in (experiment, device))
+    parts = [str(experiment) if experiment else "—"]
+    parts.append(f"{int(size)} px" if isinstance(size, (int, float)) and size == size else "— px")
+    parts.append(f"{int(epochs)} ep" if isinstance(epochs, (int, float)) and epochs == epochs else "— ep")
+    parts.append({True: "pretrained", False: "from scratch"}.get(pretrained, "mixed weights"))
+    parts.append(str(device).upper() if device else "device —")
+    return " · ".join(parts)
+
+
+def _one(values):
+    vals = {v.item() if hasattr(v, "item") else v for v in values
+            if v is not None and not (isinstance(v, float) and v != v)}
+    return next(iter(vals)) if len(vals) == 1 else (None if not vals else "mixed")
+
+
 def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, seed: int = 0,
                  ci_scope: str = "all", primary: dict[str, str] | None = None,
                  alpha: float = stats.ALPHA) -> tuple[dict[str, TaskTable], list[dict], dict]:
-    """Tables per task. Returns (tables, problems, info); ``cache`` gets CIs and paired tests."""
+    """Tables per task (and per task on generated data). Returns (tables, problems, info);
+    ``cache`` gets CIs and paired tests."""
     if ci_scope not in ("all", "reference", "none"):
         raise BenchError(f"ci_scope must be all, reference or none (got {ci_scope!r})")
     if n_resamples < 100:
@@ -188,120 +233,195 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
     if runs.empty:
         st.prune()
         return tables, problems, {"ci_computed": 0}
-    for task in sorted(runs["task"].unique()):
-        tr = runs[runs["task"] == task].copy()
-        kinds = sorted(set(tr["task_kind"]))
-        kind = stats.kind_of(kinds[0])
-        notes = []
-        if len(kinds) > 1:
-            notes.append(f"records disagree on the task kind ({', '.join(kinds)}); using {kinds[0]}")
-        study = bool(tr["study_level"].any())
-        split = "test_study" if study else "test"
-        prim = primary_by_kind[kind]
-        mcols = [f"{split}_{m}" for m in DISPLAY_METRICS if f"{split}_{m}" in tr.columns]
-        if f"{split}_{prim}" not in tr.columns:
-            problems.append({"path": task, "reason": f"no run of task {task} has metrics.{split}.{prim} "
-                                                      "(the primary metric): table skipped"})
-            continue
-        ecols = sorted(c for c in tr.columns if c.startswith("explain_") and tr[c].notna().any())
-        ccols = [c for c in COST_COLS if c in tr.columns]
-        agg = stats.aggregate_seeds(tr, GROUP, mcols + ccols + ecols)
-        first = tr.sort_values(["seed", "run_id"], na_position="last", kind="stable").groupby(GROUP, sort=True).first()
-        agg = agg.merge(first[["run_id", "seed", "protocol_experiment", "split_sha256"]]
-                        .rename(columns={"run_id": "ref_run_id", "seed": "ref_seed", "split_sha256": "ref_split"}),
-                        left_on=GROUP, right_index=True, how="left")
-        seeds = tr.groupby(GROUP, sort=True)["seed"].apply(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna())))
-        splits = tr.groupby(GROUP, sort=True)["split_sha256"].nunique()
-        runs_of = tr.groupby(GROUP, sort=True)["run_id"].apply(lambda s: " ".join(sorted(s)))
-        agg = agg.merge(seeds.rename("seeds"), left_on=GROUP, right_index=True) \
-                 .merge(splits.rename("n_splits"), left_on=GROUP, right_index=True) \
-                 .merge(runs_of.rename("run_ids"), left_on=GROUP, right_index=True)
-        pm = f"{split}_{prim}_mean"
-        agg["rank"] = stats.rank_desc(agg[pm])
-        agg = agg.sort_values(["rank", "model", "protocol_key"], na_position="last", kind="stable").reset_index(drop=True)
-        agg["source"] = "this benchmark"
-
-        # per-run CIs
-        by_id = _LazyRows(tr)
-        ref_ids = set(agg["ref_run_id"])
-        ci_rows = []
-        for rid in tr["run_id"]:
-            want = ci_scope == "all" or (ci_scope == "reference" and rid in ref_ids)
-            ci = st.ci(by_id[rid], kind) if want else None
-            flat = {"run_id": rid, "_ci_key": _ci_cache_key(by_id[rid], n_resamples, seed, kind) if want else ""}
-            for m, v in (ci or {}).items():
-                flat.update({f"ci_{m}_value": v["value"], f"ci_{m}_low": v["low"], f"ci_{m}_high": v["high"],
-                             f"ci_{m}_method": v["method"]})
-                flat["ci_n_units"] = v["n"]
-            ci_rows.append(flat)
-        ci_df = pd.DataFrame(ci_rows)
-        tr = tr.merge(ci_df, on="run_id", how="left")
-        for m in DISPLAY_METRICS:
-            if f"ci_{m}_low" in tr.columns:
-                cols = [f"ci_{m}_value", f"ci_{m}_low", f"ci_{m}_high"]
-                ref = tr.set_index("run_id")[cols]
-                agg = agg.merge(ref.rename(columns={c: f"ref_{c}" for c in cols}),
-                                left_on="ref_run_id", right_index=True, how="left")
-
-        # paired test against the best row
-        # DeLong tests ROC-AUC; any other primary metric gets McNemar (per-item correctness)
-        test_name = "DeLong" if (kind == "binary" and prim == "auroc") else "McNemar"
-        agg["is_best"] = False
-        agg["p_delong"] = np.nan
-        agg["p_mcnemar"] = np.nan
-        agg["p_vs_best"] = np.nan
-        agg["vs_best"] = ""
-        agg["pair_runs"] = ""
-        if agg[pm].notna().any():
-            agg.loc[0, "is_best"] = True
-            agg.loc[0, "vs_best"] = "best"
-            best = agg.iloc[0]
-            b_runs = tr[(tr["model"] == best["model"]) & (tr["protocol_key"] == best["protocol_key"])]
-            for i in range(1, len(agg)):
-                g = agg.iloc[i]
-                if pd.isna(g[pm]):
-                    continue
-                g_runs = tr[(tr["model"] == g["model"]) & (tr["protocol_key"] == g["protocol_key"])]
-                pair = _pick_pair(g_runs[["run_id", "seed", "split_sha256"]], b_runs[["run_id", "seed", "split_sha256"]])
-                if pair is None:
-                    agg.loc[i, "vs_best"] = "not comparable (different test split)"
-                    continue
-                agg.loc[i, "pair_runs"] = f"{pair[0]} vs {pair[1]}"
-                res = st.pair(by_id[pair[0]], by_id[pair[1]], kind)
-                if not res:
-                    agg.loc[i, "vs_best"] = "no predictions"
-                    continue
-                if not res.get("comparable"):
-                    agg.loc[i, "vs_best"] = f"not comparable ({res.get('reason', '')})"
-                    continue
-                if "delong" in res:
-                    agg.loc[i, "p_delong"] = res["delong"]["p"]
-                agg.loc[i, "p_mcnemar"] = res["mcnemar"]["p"]
-                p = res["delong"]["p"] if test_name == "DeLong" else res["mcnemar"]["p"]
-                agg.loc[i, "p_vs_best"] = p
-                agg.loc[i, "vs_best"] = "not significantly different" if p >= alpha else "significantly worse"
-        agg["not_sig_worse"] = (agg["vs_best"] == "not significantly different") | agg["is_best"]
-
-        dataset = str(tr["dataset"].iloc[0])
-        lit = literature_for(dataset, kind)
-        lit_rows = pd.DataFrame()
-        if not lit.empty:
-            lit_rows = pd.DataFrame({"model": lit["model"], "source": lit["source"], "citation": lit["citation"],
-                                     "protocol_text": lit["protocol"], "note": lit["note"]})
-            for m in DISPLAY_METRICS:
-                if m in lit.columns:
-                    lit_rows[f"{split}_{m}_mean"] = lit[m].astype(float)
-        if agg["protocol_experiment"].nunique(dropna=False) < agg["protocol_key"].nunique():
-            notes.append("several protocols share an experiment name: the protocol key tells them apart")
-        if (agg["n_splits"] > 1).any():
-            notes.append("some rows were trained on more than one split (see n_splits); seeds then also vary the test set")
-        rows = pd.concat([agg, lit_rows], ignore_index=True) if not lit_rows.empty else agg
-        tables[task] = TaskTable(task=task, kind=kind, dataset=dataset, study_level=study, metric_split=split,
-                                 primary=prim, test_name=test_name, rows=rows,
-                                 runs=tr.sort_values(["model", "protocol_key", "seed", "run_id"], kind="stable")
-                                 .reset_index(drop=True), notes=notes)
+    runs = runs.copy()
+    if "generated" not in runs.columns:
+        runs["generated"] = False
+    runs["generated"] = runs["generated"].fillna(False).astype(bool)
+    if "flags" not in runs.columns:
+        runs["flags"] = ""
+    runs["flags"] = runs["flags"].fillna("").astype(str)
+    for (gen, task), tr in sorted(runs.groupby(["generated", "task"], sort=True), key=lambda kv: (kv[0][0], kv[0][1])):
+        key = f"{task}__generated" if gen else str(task)
+        t = _build_one(tr.copy(), str(task), bool(gen), key, st, problems, primary_by_kind, ci_scope, n_resamples,
+                       seed, alpha)
+        if t is not None:
+            tables[key] = t
     st.prune()
     problems.sort(key=lambda p: (p["path"], p["reason"]))
     # the same problem may be met twice (CI and pair): list it once
     uniq = [p for i, p in enumerate(problems) if i == 0 or problems[i - 1] != p]
     return tables, uniq, {"ci_computed": st.computed}
+
+
+def _stored_ci(row) -> dict:
+    raw = row.get("stored_ci") if hasattr(row, "get") else None
+    if not raw or not isinstance(raw, str):
+        return {}
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        return {}
+    return {m: v for m, v in d.items() if isinstance(v, dict)}
+
+
+def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_resamples, seed, alpha):
+    kinds = sorted(set(tr["task_kind"]))
+    kind = stats.kind_of(kinds[0])
+    notes = []
+    if len(kinds) > 1:
+        notes.append(f"records disagree on the task kind ({', '.join(kinds)}); using {kinds[0]}")
+    study = bool(tr["study_level"].any())
+    split = "test_study" if study else "test"
+    prim = primary_by_kind[kind]
+    mcols = [f"{split}_{m}" for m in DISPLAY_METRICS if f"{split}_{m}" in tr.columns]
+    if f"{split}_{prim}" not in tr.columns:
+        problems.append({"path": task, "reason": f"no run of task {task} has metrics.{split}.{prim} "
+                                                  "(the primary metric): table skipped"})
+        return None
+    ecols = sorted(c for c in tr.columns if c.startswith("explain_") and c != "explain_meta" and tr[c].notna().any())
+    ccols = [c for c in COST_COLS if c in tr.columns]
+    agg = stats.aggregate_seeds(tr, GROUP, mcols + ccols + ecols)
+    first = tr.sort_values(["seed", "run_id"], na_position="last", kind="stable").groupby(GROUP, sort=True).first()
+    agg = agg.merge(first[["run_id", "seed", "protocol_experiment", "split_sha256"]]
+                    .rename(columns={"run_id": "ref_run_id", "seed": "ref_seed", "split_sha256": "ref_split"}),
+                    left_on=GROUP, right_index=True, how="left")
+    g = tr.groupby(GROUP, sort=True)
+    extra = pd.DataFrame({
+        "seeds": g["seed"].apply(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna()))),
+        "n_splits": g["split_sha256"].nunique(),
+        "run_ids": g["run_id"].apply(lambda s: " ".join(sorted(s))),
+        "flags": g["flags"].apply(lambda s: ",".join(sorted({f for v in s for f in v.split(",") if f}))),
+        "flagged_runs": g["flags"].apply(lambda s: int((s != "").sum())),
+        "pretrained": g["pretrained"].apply(lambda s: _one(bool(x) for x in s)),
+        "device": g["device"].apply(lambda s: _one(s)) if "device" in tr.columns else None,
+        "protocol_image_size": g["protocol_image_size"].apply(_one) if "protocol_image_size" in tr.columns else None,
+        "protocol_epochs": g["protocol_epochs"].apply(_one) if "protocol_epochs" in tr.columns else None,
+    })
+    agg = agg.merge(extra, left_on=GROUP, right_index=True)
+    agg["protocol_label"] = [_protocol_label(e, s_, ep, p, d) for e, s_, ep, p, d in zip(
+        agg["protocol_experiment"], agg["protocol_image_size"], agg["protocol_epochs"], agg["pretrained"], agg["device"])]
+    agg["flagged"] = agg["flags"] != ""
+    pm = f"{split}_{prim}_mean"
+    higher = prim not in LOWER_IS_BETTER
+    # flagged rows (a degenerate run among the seeds) are listed after the others, without a rank
+    agg["_score"] = agg[pm] if higher else -agg[pm]
+    agg["rank"] = stats.rank_desc(agg["_score"].where(~agg["flagged"]))
+    agg = agg.sort_values(["flagged", "rank", "_score", "model", "protocol_key"], ascending=[True, True, False, True, True],
+                          na_position="last", kind="stable").drop(columns="_score").reset_index(drop=True)
+    agg["source"] = "this benchmark"
+    agg["generated"] = gen
+
+    # per-run CIs (stored ones for imported runs without predictions)
+    by_id = _LazyRows(tr)
+    ref_ids = set(agg["ref_run_id"])
+    ci_rows = []
+    for rid in tr["run_id"]:
+        want = ci_scope == "all" or (ci_scope == "reference" and rid in ref_ids)
+        row = by_id[rid]
+        stored = _stored_ci(row)
+        ci = stored if stored else (st.ci(row, kind) if want else None)
+        flat = {"run_id": rid, "_ci_key": _ci_cache_key(row, n_resamples, seed, kind) if want and not stored else ""}
+        for m, v in (ci or {}).items():
+            flat.update({f"ci_{m}_value": v.get("value"), f"ci_{m}_low": v.get("low"), f"ci_{m}_high": v.get("high"),
+                         f"ci_{m}_method": v.get("method")})
+            flat["ci_n_units"] = v.get("n")
+        ci_rows.append(flat)
+    tr = tr.merge(pd.DataFrame(ci_rows), on="run_id", how="left")
+    for m in DISPLAY_METRICS:
+        if f"ci_{m}_low" in tr.columns:
+            cols = [f"ci_{m}_value", f"ci_{m}_low", f"ci_{m}_high"]
+            ref = tr.set_index("run_id")[cols]
+            agg = agg.merge(ref.rename(columns={c: f"ref_{c}" for c in cols}),
+                            left_on="ref_run_id", right_index=True, how="left")
+
+    # the row's interval: seeds and test images (issue 12 item 6)
+    for c in ("row_ci_value", "row_ci_low", "row_ci_high"):
+        agg[c] = np.nan
+    agg["row_ci_method"] = ""
+    if prim in stats.CI_METRICS[kind] and ci_scope != "none":
+        for i, ids in enumerate(agg["run_ids"]):
+            rows = [by_id[r] for r in ids.split()]
+            if any(_stored_ci(r) for r in rows):
+                continue  # imported without predictions: not derivable
+            res = st.row_interval(rows, kind, prim)
+            if res:
+                agg.loc[i, ["row_ci_value", "row_ci_low", "row_ci_high"]] = [res["value"], res["low"], res["high"]]
+                agg.loc[i, "row_ci_method"] = res["method"]
+
+    # paired test against the best row, Holm-corrected over the rows compared
+    # DeLong tests ROC-AUC; any other primary metric gets McNemar (per-item correctness)
+    test_name = "DeLong" if (kind == "binary" and prim == "auroc") else "McNemar"
+    agg["is_best"] = False
+    for c in ("p_delong", "p_mcnemar", "p_vs_best", "p_holm"):
+        agg[c] = np.nan
+    agg["vs_best"] = ""
+    agg["pair_runs"] = ""
+    eligible = agg.index[(~agg["flagged"]) & agg[pm].notna()]
+    if len(eligible):
+        b = int(eligible[0])
+        agg.loc[b, "is_best"] = True
+        agg.loc[b, "vs_best"] = "best"
+        best = agg.iloc[b]
+        b_runs = tr[(tr["model"] == best["model"]) & (tr["protocol_key"] == best["protocol_key"])]
+        for i in range(len(agg)):
+            gr = agg.iloc[i]
+            if i == b or pd.isna(gr[pm]):
+                continue
+            g_runs = tr[(tr["model"] == gr["model"]) & (tr["protocol_key"] == gr["protocol_key"])]
+            pair = _pick_pair(g_runs[["run_id", "seed", "split_sha256"]], b_runs[["run_id", "seed", "split_sha256"]])
+            if pair is None:
+                agg.loc[i, "vs_best"] = "not comparable (different test split)"
+                continue
+            agg.loc[i, "pair_runs"] = f"{pair[0]} vs {pair[1]}"
+            res = st.pair(by_id[pair[0]], by_id[pair[1]], kind)
+            if not res:
+                agg.loc[i, "vs_best"] = "no predictions"
+                continue
+            if not res.get("comparable"):
+                agg.loc[i, "vs_best"] = f"not comparable ({res.get('reason', '')})"
+                continue
+            if "delong" in res:
+                agg.loc[i, "p_delong"] = res["delong"]["p"]
+            agg.loc[i, "p_mcnemar"] = res["mcnemar"]["p"]
+            agg.loc[i, "p_vs_best"] = res["delong"]["p"] if test_name == "DeLong" else res["mcnemar"]["p"]
+        agg["p_holm"] = stats.holm(agg["p_vs_best"].tolist())
+        tested = agg["p_holm"].notna()
+        agg.loc[tested, "vs_best"] = np.where(agg.loc[tested, "p_holm"] >= alpha, "not significantly different",
+                                              "significantly worse")
+    agg["not_sig_worse"] = (agg["vs_best"] == "not significantly different") | agg["is_best"]
+
+    # every pair of rows, for the compare view (small tables only)
+    pairs: dict[str, dict] = {}
+    if len(agg) <= MAX_COMPARE_ROWS:
+        for i in range(len(agg)):
+            for j in range(i + 1, len(agg)):
+                gi, gj = agg.iloc[i], agg.iloc[j]
+                ri = tr[(tr["model"] == gi["model"]) & (tr["protocol_key"] == gi["protocol_key"])]
+                rj = tr[(tr["model"] == gj["model"]) & (tr["protocol_key"] == gj["protocol_key"])]
+                pair = _pick_pair(ri[["run_id", "seed", "split_sha256"]], rj[["run_id", "seed", "split_sha256"]])
+                if pair is None:
+                    pairs[f"{i}|{j}"] = {"comparable": False, "reason": "different test split"}
+                    continue
+                res = st.pair(by_id[pair[0]], by_id[pair[1]], kind) or {"comparable": False, "reason": "no predictions"}
+                pairs[f"{i}|{j}"] = {**res, "runs": list(pair)}
+
+    dataset = str(tr["dataset"].iloc[0])
+    lit = literature_for(dataset, kind) if not gen else pd.DataFrame()
+    lit_rows = pd.DataFrame()
+    if not lit.empty:
+        lit_rows = pd.DataFrame({"model": lit["model"], "source": lit["source"], "citation": lit["citation"],
+                                 "protocol_text": lit["protocol"], "note": lit["note"]})
+        for m in DISPLAY_METRICS:
+            if m in lit.columns:
+                lit_rows[f"{split}_{m}_mean"] = pd.to_numeric(lit[m], errors="coerce")
+    if agg["protocol_experiment"].nunique(dropna=False) < agg["protocol_key"].nunique():
+        notes.append("several protocols share an experiment name: the protocol key tells them apart")
+    if (agg["n_splits"] > 1).any():
+        notes.append("some rows were trained on more than one split (see n_splits); seeds then also vary the test set")
+    if tr["imported"].fillna(False).astype(bool).any() if "imported" in tr.columns else False:
+        notes.append("some runs were imported from an earlier leaderboard without their predictions: their row "
+                     "interval and paired tests cannot be derived (—); their per-run CIs are the ones computed then")
+    return TaskTable(task=task, kind=kind, dataset=dataset, study_level=study, metric_split=split,
+                     primary=prim, test_name=test_name, rows=agg,
+                     runs=tr.sort_values(["model", "protocol_key", "seed", "run_id"], kind="stable")
+                     .reset_index(drop=True), notes=notes, literature=lit_rows, generated=gen, key=key, pairs=pairs)
