@@ -15,7 +15,6 @@ Links that stay inside the root are ordinary files.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from bench.errors import BenchError
 
@@ -69,7 +68,3 @@ def screen_images(paths: list[str], ids: list[str], root: str | os.PathLike, pol
             keep.append(False)
     return keep, refused, followed
 
-
-def relative_inside(path: str | os.PathLike, root: str | os.PathLike) -> str:
-    """``path`` relative to ``root`` as a POSIX string, without resolving links (the name used)."""
-    return Path(os.path.abspath(path)).relative_to(Path(os.path.abspath(root))).as_posix()
