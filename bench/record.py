@@ -132,7 +132,7 @@ class MetricSet(Section):
     auroc: float | None = None
     kappa: float | None = None
     confusion_matrix: list[list[int]] | None = None
-    per_class_accuracy: dict[str, float] | None = None
+    per_class_accuracy: dict[str, float | None] | None = None  # None: class absent from the labels
     map50: float | None = None
     map50_95: float | None = None
 
@@ -142,6 +142,7 @@ class Metrics(Section):
     test: MetricSet | None = None
     test_study: MetricSet | None = None
     test_operating: MetricSet | None = None
+    test_study_operating: MetricSet | None = None
 
 
 class Cost(Section):
