@@ -3,6 +3,7 @@ its name says (checked against scikit-learn's ROC), CIs bracket the test value, 
 with one line naming the key."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_curve
 
@@ -100,3 +101,33 @@ def test_bad_config_is_one_line_naming_the_key(cfg, key):
         validate_config(cfg)
     assert "\n" not in str(exc.value)
     validate_config({"rule": "youden", "target_sensitivity": 0.9, "threshold": None})
+
+
+def _preds(rng, split, n, study=False):
+    p, y = _split(rng, n, prevalence=0.4, signal=2.0)
+    df = pd.DataFrame({"image_id": [f"{split}{i}" for i in range(n)], "split": split, "label": y,
+                       "prob_normal": p[:, 0], "prob_abnormal": p[:, 1]})
+    if study:  # two images per study, same label
+        df["label"] = np.repeat(y[::2], 2)[:n]
+        df["study_id"] = [f"{split}s{i // 2}" for i in range(n)]
+        df["patient_id"] = df["study_id"]
+    return df
+
+
+def test_mura_gets_a_study_level_operating_point_too(tmp_path):
+    from types import SimpleNamespace
+
+    from bench.evaluation.results import evaluate_extras
+
+    rng = np.random.default_rng(8)
+    preds = pd.concat([_preds(rng, "val", 120, study=True), _preds(rng, "test", 100, study=True)], ignore_index=True)
+    dm = SimpleNamespace(classes=["normal", "abnormal"], positive_index=1, study_level=True, dataset="mura",
+                         table=pd.DataFrame({"image_id": preds["image_id"], "study_id": preds["study_id"]}), root=None)
+    out = evaluate_extras({"rule": "youden"}, preds, {"test": {"ece": 0.1}}, dm, tmp_path)
+    op = out["operating_point"]
+    assert op["level"] == "image" and op["study"]["level"] == "study"
+    assert op["study"]["validation"]["n"] == 60  # 120 validation images in 60 studies
+    assert out["metrics"]["test_study_operating"]["n"] == 50
+    assert out["metrics"]["test_study_operating"]["threshold"] == op["study"]["threshold"]
+    assert out["subgroups"] == {}  # MURA has no FracAtlas attributes
+    assert (tmp_path / "plots" / "reliability.png").stat().st_size > 1000

@@ -52,8 +52,8 @@ def choose_threshold(val_score: np.ndarray, val_positive: np.ndarray, rule: str 
     classes and validation has one (the point is then undefined, not guessed)."""
     if rule == "fixed":
         return float(threshold)
-    score = torch.as_tensor(np.asarray(val_score, dtype=np.float64))  # float64: the threshold is one of these scores
-    target = torch.as_tensor(np.asarray(val_positive).astype(np.int64))
+    score = torch.as_tensor(np.array(val_score, dtype=np.float64))  # a float64 copy: the threshold is one of these scores
+    target = torch.as_tensor(np.array(val_positive, dtype=np.int64))
     if target.numel() == 0 or int(target.min()) == int(target.max()):
         return None
     if rule == "youden":
