@@ -74,9 +74,13 @@ def log_results(loggers: list, record: dict, run_dir: Path) -> None:
             plots[f"plots/{name}"] = wandb.Image(str(path), caption=f"{record.get('run_id')}: {name}")
     config = {k: record[k] for k in CONFIG_SECTIONS if k in record}
     for lg in wandb_loggers:
-        run = lg.experiment
-        run.config.update({"record": config}, allow_val_change=True)
-        run.log({**flat, **plots})  # history (one step) and summary
-        run.summary.update(flat)
-        run.summary["flags"] = list(record.get("flags") or [])
-        run.summary["run_id"] = record.get("run_id")
+        try:
+            run = lg.experiment
+            run.config.update({"record": config}, allow_val_change=True)
+            run.log({**flat, **plots})  # history (one step) and summary
+            run.summary.update(flat)
+            run.summary["flags"] = list(record.get("flags") or [])
+            run.summary["run_id"] = record.get("run_id")
+        except Exception as exc:  # the record is complete and is the contract: W&B is a copy
+            log.warning("W&B: could not log the results of %s (%s: %s); record.json has them",
+                        record.get("run_id"), type(exc).__name__, exc)
