@@ -148,19 +148,19 @@ HEADER = """{% macro header(t, c, i) -%}
 TASK_SECTION = """{% macro section(t, up, docs_href) -%}
 <section id="task-{{ t.slug }}">
 <h2>{{ t.task }}{% if t.generated %} &mdash; generated data, not a result{% endif %}
-<small class="notes">({{ t.kind }}{% if t.study_level %}, study level{% endif %}; primary metric {{ t.primary_label }}; paired test {{ t.test_name }}, Holm-adjusted)</small></h2>
+<small class="notes">({{ t.kind }}{% if t.study_level %}, study level{% endif %}; {{ t.primary_label }}; {{ t.test_name }}, Holm)</small></h2>
 <p class="answer"><strong>Answer:</strong> {{ t.answer }}.</p>
-<p class="notes">Hover or focus (Tab) a column header for its definition; all of them are on the
-<a href="{{ up }}definitions.html">definitions page</a>{% if docs_href %} and in <a href="{{ up }}{{ docs_href }}">docs/leaderboards.md</a>{% endif %}.
-{% if t.test_name == 'McNemar' %}The paired test is McNemar's: it tests accuracy (per-image correctness), not {{ t.primary_label }}.{% else %}The paired test is DeLong's: it tests ROC-AUC on the same test images.{% endif %}
-p-values are Holm-adjusted over the rows compared with the best; p &lt; 0.0001 prints as &ldquo;&lt; 0.0001&rdquo;; &mdash; = undefined.</p>
-{% if t.notes %}<ul class="notes">{% for n in t.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 <div class="scroll"><table class="sortable board" id="table-{{ t.slug }}">
 <caption>{{ t.task }}{% if t.generated %} (generated data){% endif %}: our runs, one row per model and protocol, over its seeds</caption>
 <thead><tr>{% for c in t.columns %}{{ header(t, c, loop.index0) }}{% endfor %}</tr></thead>
 <tbody>
 {% for r in t.rows %}<tr class="{{ r.cls }}" data-model="{{ r.model }}">{% for c in r.cells %}{% if c.key == 'model' %}<th scope="row" class="c-model"><a href="{{ up }}{{ c.href }}">{{ c.text }}</a>{% if c.flag %} <span class="flag" title="flagged: {{ c.flag }}">&#9873;</span>{% endif %}<br><span class="runs">{% for l in c.links %}<a href="{{ up }}{{ l.href }}" aria-label="run page of {{ r.model }} seed {{ l.text[1:] }}">{{ l.text }}</a>{% endfor %}</span></th>{% else %}<td class="c-{{ c.key }}{% if c.num %} num{% endif %}"{% if c.v is not none %} data-v="{{ c.v }}"{% endif %}{% if c.title %} title="{{ c.title }}"{% endif %}>{{ c.text }}</td>{% endif %}{% endfor %}</tr>
 {% endfor %}</tbody></table></div>
+<p class="notes">Hover or focus (Tab) a column header for its definition; all of them are on the
+<a href="{{ up }}definitions.html">definitions page</a>{% if docs_href %} and in <a href="{{ up }}{{ docs_href }}">docs/leaderboards.md</a>{% endif %}.
+{% if t.test_name == 'McNemar' %}The paired test is McNemar's: it tests accuracy (per-image correctness), not {{ t.primary_label }}.{% else %}The paired test is DeLong's: it tests ROC-AUC on the same test images.{% endif %}
+p-values are Holm-adjusted over the rows compared with the best; p &lt; 0.0001 prints as &ldquo;&lt; 0.0001&rdquo;; &mdash; = undefined.</p>
+{% if t.notes %}<ul class="notes">{% for n in t.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 <p class="notes"><a href="{{ up }}{{ t.report }}">Reporting checklist page</a> (CLAIM / TRIPOD+AI / STARD items a harness can fill) &middot;
 <a href="{{ up }}{{ t.slug }}.md">{{ t.slug }}.md</a> &middot; <a href="{{ up }}{{ t.slug }}.csv">{{ t.slug }}.csv</a></p>
 {% if t.compare.rows|length > 1 %}<details class="compare" data-json="cmp-{{ t.slug }}"><summary>Compare two models</summary>
@@ -185,12 +185,9 @@ INDEX = """{% extends "base.html" %}{% from "header.html" import header with con
 {% block title %}Fracture benchmark leaderboard{% endblock %}
 {% block body %}
 <h1>Fracture X-ray classification leaderboard</h1>
-<p class="notes">{{ n_runs }} stored runs in {{ tables|length }} task table(s). Each task starts with its answer: the best
-unflagged row, its mean &plusmn; sd over seeds, the 95% interval over seeds and test images, and its protocol. Rows: one
-(model, protocol) over its seeds. Marks: &#9733; best, &asymp; not significantly different from the best (Holm-adjusted
-p &ge; {{ alpha }}), &darr; significantly worse, n/c not comparable, &#9873; flagged (degenerate; never ranked or best).
-Published numbers are in their own tables below ours. <a href="definitions.html">Definitions of every column</a>.
-{% if n_skipped %}{{ n_skipped }} run folder(s) skipped (see <a href="report.md">report.md</a>).{% endif %}</p>
+<p class="notes">{{ n_runs }} stored runs, {{ tables|length }} task table(s). Each task opens with its answer; rows are one model and
+protocol over its seeds (&#9733; best, &asymp; not significantly different, &darr; worse, &#9873; flagged: never ranked).
+<a href="definitions.html">Definitions</a>{% if n_skipped %} &middot; {{ n_skipped }} run folder(s) skipped (<a href="report.md">report.md</a>){% endif %}.</p>
 <div class="toolbar"><label for="filter">Filter rows</label> <input type="search" id="filter" placeholder="model, protocol, flag..."> <span id="filter-count" class="notes" aria-live="polite"></span></div>
 {% for t in tables %}{{ section(t, up, docs_href) }}{% endfor %}
 {% if generated %}<h2 id="generated">Generated data (tests and quickstart)</h2>
