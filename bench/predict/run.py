@@ -237,4 +237,4 @@ def _write_csv(path: Path, rows: list[dict], classes: list[str], show_patient_id
         for k in PATIENT_FIELDS:
             if k not in df.columns:
                 df[k] = None
-    atomic_write_text(path, df.to_csv(index=False, float_format="%.8g"))
+    atomic_write_text(path, df.to_csv(index=False))
