@@ -242,3 +242,35 @@ def test_detection_leaderboard_tables(tmp_path):
     written = render([tmp_path / "runs"], tmp_path / "lb", n_resamples=50)
     md = Path(written["set1"]).read_text()
     assert "| yolov8n_det |" in md and "CC BY 4.0" in md
+
+
+def test_heatmaps_vs_detector_reads_explain_and_detection_files(tmp_path):
+    """The file-level entry: explain's heatmaps.npz (as bench.explain writes it) + a detection run."""
+    from bench.detection.heatmaps import heatmaps_vs_detector
+
+    ids = ["IMG1.jpg", "IMG2.jpg", "IMG3.jpg"]
+    maps = np.zeros((3, 2, 28, 28), dtype=np.float16)
+    maps[:, 0, 3, 3] = 1.0   # layer 0 peaks top-left
+    maps[:, 1, 24, 24] = 1.0  # layer 1 peaks bottom-right
+    (tmp_path / "cls" / "explain").mkdir(parents=True)
+    np.savez_compressed(tmp_path / "cls/explain/heatmaps.npz", image_ids=np.array(ids), layers=np.array(["a", "b"]),
+                        methods=np.array(["eigencam"]), eigencam=maps)
+    det_dir = tmp_path / "det"
+    det_dir.mkdir()
+    # 200x100 images (wide): GT top-left on IMG1/IMG2; IMG3 is not in the detection run's test split.
+    pd.DataFrame({"image_id": ["IMG1.jpg", "IMG2.jpg", "IMG3.jpg"], "split": ["test", "test", "val"], "region": "hand",
+                  "width": 200, "height": 100, "n_boxes": 1}).to_csv(det_dir / "images.csv", index=False)
+    pd.DataFrame({"image_id": ["IMG1.jpg", "IMG2.jpg", "IMG3.jpg"], "split": ["test", "test", "val"],
+                  "x1": 0.0, "y1": 0.0, "x2": 40.0, "y2": 30.0}).to_csv(det_dir / "ground_truth.csv", index=False)
+    pd.DataFrame({"image_id": ["IMG1.jpg", "IMG1.jpg", "IMG2.jpg"], "split": "test",
+                  "x1": [150.0, 0.0, 5.0], "y1": [70.0, 0.0, 5.0], "x2": [200.0, 40.0, 40.0], "y2": [100.0, 30.0, 30.0],
+                  "score": [0.9, 0.1, 0.2]}).to_csv(det_dir / "detections.csv", index=False)
+    table = heatmaps_vs_detector(tmp_path / "cls", det_dir, score_threshold=0.25)
+    assert table.attrs["image_ids"] == ["IMG1.jpg", "IMG2.jpg"]
+    a, b, d = (table.iloc[k] for k in range(3))
+    assert (a["pointing_game_gt"], b["pointing_game_gt"], a["n_gt"]) == (1.0, 0.0, 2)
+    # Only IMG1's 0.9 box (bottom-right) passes the threshold: layer b points into it.
+    assert (a["n_det"], a["pointing_game_det"], b["pointing_game_det"]) == (1, 0.0, 1.0)
+    assert d["method"] == "detector" and d["pointing_game_gt"] == 0.0 and d["n_det"] == 1
+    with pytest.raises(BenchError, match="run bench-explain"):
+        heatmaps_vs_detector(tmp_path / "nothing", det_dir)

@@ -179,3 +179,29 @@ def render(roots, out_dir: str | os.PathLike, n_resamples: int = 1000) -> dict[s
         written[name] = str(out / f"detection_{name}.md")
     atomic_write_text(out / "detection_index.json", json.dumps(written, indent=1) + "\n")
     return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.detection.leaderboard RUNS_DIR... --out DIR``: the detection tables."""
+    import argparse
+    import sys
+
+    from bench.errors import BenchError
+
+    parser = argparse.ArgumentParser(prog="python -m bench.detection.leaderboard", description=main.__doc__)
+    parser.add_argument("roots", nargs="+", help="run folders or folders of run folders")
+    parser.add_argument("--out", required=True, help="output folder for detection_*.md / .csv")
+    parser.add_argument("--n-resamples", type=int, default=1000)
+    args = parser.parse_args(argv)
+    try:
+        written = render(args.roots, args.out, args.n_resamples)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
