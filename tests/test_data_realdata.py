@@ -54,3 +54,22 @@ def test_real_fracatlas_datamodule_smoke(fracatlas_root, tmp_path):
     assert sorted(dm.table["label"].value_counts().tolist()) == [40] * 5
     x, y, rows = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 3, 32, 32) and dm.report["leakage"]["ok"]
+
+
+def test_real_fracatlas_fingerprint_is_remembered_and_selection_dependent(fracatlas_root, tmp_path):
+    from bench.data import FractureDataModule
+
+    def dm(**kw):
+        return FractureDataModule(dataset="fracatlas", root=str(fracatlas_root), image_size=16,
+                                  cache_dir=str(tmp_path / "cache"), **kw)
+
+    cold = dm()
+    digest = cold.compute_data_fingerprint()
+    assert cold.fingerprint.n_files == 4083 + 1 + 4083  # images, dataset.csv, one YOLO file per image
+    assert cold.fingerprint.hashed_now == 4083 + 1  # the images were hashed by the duplicate check
+    warm = dm()
+    assert warm.compute_data_fingerprint() == digest and warm.fingerprint.hashed_now == 0
+    assert warm.fingerprint.seconds < cold.fingerprint.seconds
+    limited = dm(limit_per_class=50)
+    assert limited.compute_data_fingerprint() != digest and limited.fingerprint.n_files == 100 + 1 + 100
+    assert not (tmp_path / "cache" / "decoded").exists()  # fingerprinting decodes nothing

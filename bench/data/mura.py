@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.data.symlinks import check_metadata_file, check_policy, screen_images
+from bench.data.symlinks import RootGuard, check_metadata_file, check_policy, screen_images
 from bench.errors import BenchError
 
 CLASSES = ["normal", "abnormal"]
@@ -107,7 +107,7 @@ def load_mura(root: str | os.PathLike, body_part: str | None = "XR_HAND", symlin
 
     if not rows:
         raise BenchError(f"{mura}: no images for body part {want or 'all'} in the *_image_paths.csv files")
-    keep, refused, followed = screen_images([r["path"] for r in rows], [r["image_id"] for r in rows], mura, symlinks)
+    keep, refused, followed = screen_images([r["path"] for r in rows], [r["image_id"] for r in rows], RootGuard(mura), symlinks)
     rows = [r for r, k in zip(rows, keep) if k]
     if not rows:
         raise BenchError(f"{mura}: every image resolves outside MURA-v1.1 (data.symlinks={symlinks}), "
