@@ -70,9 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold: {c:.3f} s  = {per_k(c):.0f} ms per 1,000 images  (runs: {', '.join(f'{x:.3f}' for x in cold)})")
     print(f"warm: {w:.3f} s  = {per_k(w):.0f} ms per 1,000 images  (runs: {', '.join(f'{x:.3f}' for x in warm)})")
     print(f"warm/cold ratio: {w / c:.3f}")
+    # What a run pays in setup: the loader (CSV, folders, symlink screen, boxes) plus the above.
+    from bench.data import FractureDataModule
+
+    with tempfile.TemporaryDirectory(prefix="fp-bench-") as cache:
+        dm_times = []
+        for _ in range(2):
+            dm = FractureDataModule(dataset="fracatlas", root=args.root, cache_dir=cache, decode_workers=args.workers)
+            t = time.perf_counter()
+            dm.compute_data_fingerprint()
+            dm_times.append(time.perf_counter() - t)
+    print(f"dm.compute_data_fingerprint() incl. loading the dataset (duplicate check + fingerprint): "
+          f"cold {dm_times[0]:.2f} s, warm {dm_times[1]:.2f} s")
     scale = MURA_IMAGES / n_images
     print(f"MURA v1.1 ({MURA_IMAGES} images), linear by image count: cold ~{c * scale:.1f} s, warm ~{w * scale:.2f} s "
-          f"(cold scales with bytes: MURA's PNGs average more bytes per image than this copy)")
+          f"(cold also grows with the bytes per image; this copy: {fp.n_bytes / n_images / 1e3:.0f} kB per image incl. its label file)")
     return 0
 
 
