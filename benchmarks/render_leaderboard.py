@@ -77,67 +77,66 @@ def main(argv=None) -> int:
     p.add_argument("--work", default="/tmp/lb_bench")
     p.add_argument("--n-resamples", type=int, default=1000)
     p.add_argument("--all-ci-subset", type=int, default=300, help="runs for the CI-for-every-run measurement")
-    p.add_argument("--keep", action="store_true", help="reuse generated runs from an earlier call")
+    p.add_argument("--keep", action="store_true", help="reuse generated runs (and their store) from an earlier call")
     a = p.parse_args(argv)
     work = Path(a.work)
     runs = work / "bench_runs"
+    out = work / "leaderboards"
     if not (a.keep and runs.is_dir()):
         shutil.rmtree(work, ignore_errors=True)
         _, g = timed(lambda: generate(runs, a.n))
         print(f"generated {a.n} run folders in {g:.1f} s (excluded from the figures)")
     for d in runs.glob("*__newmodel__*"):
         shutil.rmtree(d)  # from an earlier --keep call
-    out = work / "leaderboards"
-    shutil.rmtree(out, ignore_errors=True)
     print(f"load average before: {os.getloadavg()[0]:.1f} (this machine is shared; figures vary with it)")
     print(f"cpu cores: {os.cpu_count()}, n_resamples {a.n_resamples}")
+    store = out / "store"
+    if not (a.keep and store.is_dir()):
+        shutil.rmtree(out, ignore_errors=True)
+        r, t = timed(lambda: render_leaderboard([runs], out, n_resamples=a.n_resamples, ci_scope="none", site=False))
+        print(f"ingest {len(r.ingest.added)} runs into the store: {r.timings['ingest_s']:.2f} s (once per new run)")
+    for f in [out / ".leaderboard_cache.json"]:
+        f.unlink(missing_ok=True)
+    for sub in ("runs", "models", "plots"):
+        shutil.rmtree(out / sub, ignore_errors=True)
 
     cache: dict = {}
-    c, t_cold = timed(lambda: collect([runs], cache))
-    _, t_warm = timed(lambda: collect([runs], cache))
-    print(f"collect {len(c.runs)} records: cold {t_cold:.2f} s, warm (cache) {t_warm:.2f} s")
+    c, t_cold = timed(lambda: collect([store], cache, max_depth=1))
+    _, t_warm = timed(lambda: collect([store], cache, max_depth=1))
+    print(f"collect {len(c.runs)} stored records: cold {t_cold:.2f} s, warm (cache) {t_warm:.2f} s")
 
     def render(**kw):
-        return timed(lambda: render_leaderboard([runs], out, n_resamples=a.n_resamples, **kw))
+        return timed(lambda: render_leaderboard([], out, n_resamples=a.n_resamples, **kw))
 
     def show(label, r, t):
         tm = r.timings
         if "stats_s" not in tm:
             print(f"render {label}: total {t:.2f} s = collect {tm['collect_s']:.2f} + nothing else"
-                  f" (same records and options: outputs kept)")
+                  f" (same store and options: outputs kept)")
             return
-        print(f"render {label}: total {t:.2f} s = collect {tm['collect_s']:.2f} + statistics {tm['stats_s']:.2f}"
-              f" + tables {tm['tables_s']:.2f} + site {tm['site_s']:.2f} ({r.collection.parsed} records parsed,"
-              f" {r.ci_computed} CIs computed, {r.written} files written, {len(r.files)} files)")
+        core = tm["collect_s"] + tm["stats_s"] + tm["tables_s"] + tm.get("index_s", 0.0)
+        print(f"render {label}: index + tables + statistics {core:.2f} s (collect {tm['collect_s']:.2f}"
+              f" + statistics {tm['stats_s']:.2f} + tables {tm['tables_s']:.2f} + index {tm.get('index_s', 0):.2f});"
+              f" whole site {t:.2f} s ({r.collection.parsed} records parsed, {r.ci_computed} CIs computed,"
+              f" {r.written} files written, {len(r.files)} files)")
 
-    for label in ("cold (empty output folder), CIs of reference runs, with site", "warm, same input"):
-        r, t = render(ci_scope="reference")
+    for label, kw in (("cold, no bootstrap (--ci-scope none)", {"ci_scope": "none"}),
+                      ("cold, reference-run CIs + row intervals", {"ci_scope": "reference"}),
+                      ("warm, same store", {"ci_scope": "reference"})):
+        if label.startswith("cold"):
+            (out / ".leaderboard_cache.json").unlink(missing_ok=True)
+        r, t = render(**kw)
         show(label, r, t)
     extra = work / "bench_runs_extra"
     for s in range(10):
-        make_run(runs, "fracatlas_binary", "newmodel", s, n_images=300)
-    r, t = render(ci_scope="reference")
+        make_run(extra, "fracatlas_binary", "newmodel", s, n_images=300)
+    r, t = timed(lambda: render_leaderboard([extra], out, n_resamples=a.n_resamples, ci_scope="reference"))
     show("warm, incremental (+10 new runs)", r, t)
-    shutil.rmtree(out, ignore_errors=True)
-    r, t = render(ci_scope="reference", site=False)
-    show("cold without site (--no-site)", r, t)
+    render_leaderboard([], out, n_resamples=a.n_resamples, ci_scope="reference",
+                       remove=[d.name for d in sorted(extra.iterdir())])
     shutil.rmtree(extra, ignore_errors=True)
-
-    # CIs for every run: cost per run, measured on a subset
-    sub = work / "subset"
-    shutil.rmtree(sub, ignore_errors=True)
-    sub.mkdir()
-    for d in sorted(runs.iterdir())[: a.all_ci_subset]:
-        os.symlink(d, sub / d.name)
-    sub_out = work / "subset_out"
-    shutil.rmtree(sub_out, ignore_errors=True)
-    r, t = timed(lambda: render_leaderboard([sub], sub_out, n_resamples=a.n_resamples, ci_scope="all"))
-    per = r.timings["stats_s"] / max(r.ci_computed, 1)
-    print(f"CIs for every run ({r.ci_computed} runs, cold): statistics {r.timings['stats_s']:.2f} s"
-          f" = {per * 1000:.1f} ms per run -> about {per * a.n:.0f} s for {a.n} runs, once (then cached)")
-    r, t = timed(lambda: render_leaderboard([sub], sub_out, n_resamples=a.n_resamples, ci_scope="all"))
-    print(f"  warm re-render of that subset: {t:.2f} s")
-    print(f"cache file: {(out / '.leaderboard_cache.json').stat().st_size / 1e6:.1f} MB" if (out / ".leaderboard_cache.json").exists() else "")
+    print(f"cache file: {(out / '.leaderboard_cache.json').stat().st_size / 1e6:.1f} MB"
+          if (out / ".leaderboard_cache.json").exists() else "")
     return 0
 
 

@@ -17,7 +17,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 
 def screenshot(out_dir: str | Path, png: str | Path, width: int = 1400, height: int = 900,
-               full_page: bool = False, page_name: str = "index.html", dark: bool = False) -> Path:
+               full_page: bool = False, page_name: str = "index.html", dark: bool = False,
+               scroll_to: str | None = None) -> Path:
     from playwright.sync_api import sync_playwright
 
     page_path = Path(out_dir).resolve() / page_name
@@ -34,6 +35,11 @@ def screenshot(out_dir: str | Path, png: str | Path, width: int = 1400, height: 
                                     color_scheme="dark" if dark else "light")
             page.goto(page_path.as_uri())
             page.wait_for_load_state("load")
+            if scroll_to:
+                page.locator(scroll_to).first.scroll_into_view_if_needed()
+                page.evaluate("() => window.scrollBy(0, -8)")
+                page.evaluate("() => Array.from(document.images).forEach(i => { i.loading = 'eager'; })")
+                page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
             page.screenshot(path=str(png), full_page=full_page)
         finally:
             browser.close()
@@ -49,8 +55,9 @@ def main(argv=None) -> int:
     p.add_argument("--height", type=int, default=900)
     p.add_argument("--full-page", action="store_true")
     p.add_argument("--dark", action="store_true", help="emulate prefers-color-scheme: dark")
+    p.add_argument("--scroll-to", default=None, metavar="SELECTOR", help="scroll this element into view first")
     a = p.parse_args(argv)
-    print(screenshot(a.out_dir, a.png, a.width, a.height, a.full_page, a.page, a.dark))
+    print(screenshot(a.out_dir, a.png, a.width, a.height, a.full_page, a.page, a.dark, a.scroll_to))
     return 0
 
 

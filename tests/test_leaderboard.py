@@ -51,7 +51,8 @@ def runs(tmp_path: Path) -> Path:
         make_run(root, "fracatlas_binary", "resnet18", s, skill=1.5, n_images=N, metrics={"auroc": auc})
     for s, auc in zip(range(2), (0.70, 0.74)):
         make_run(root, "fracatlas_binary", "vgg16", s, skill=0.3, n_images=N, metrics={"auroc": auc})
-    make_run(root, "fracatlas_binary", EVIL, 0, skill=0.2, n_images=N, metrics={"auroc": 0.60})
+    # flags: [] = the evaluation ran and found nothing (a record without the key gets them derived)
+    make_run(root, "fracatlas_binary", EVIL, 0, skill=0.2, n_images=N, metrics={"auroc": 0.60}, extra={"flags": []})
     return root
 
 
@@ -424,3 +425,17 @@ def test_docs_define_every_column(runs: Path, tmp_path: Path):
                 continue
             label = re.sub(r"^(ROC-AUC|F1 \(macro\)) ", "<primary> ", c.label(t))
             assert label in docs or c.label(t) in docs, label
+
+
+def test_records_without_flags_get_them_derived_by_the_evaluation_rule(tmp_path: Path):
+    runs, out = tmp_path / "runs", tmp_path / "lb"
+    preds = []
+    d = make_run(runs, "fracatlas_binary", "allneg", 0, n_images=N)
+    p = pd.read_csv(d / "predictions.csv")
+    p["pred"] = 0  # predicts every image negative
+    make_run(runs, "fracatlas_binary", "allneg", 0, n_images=N, predictions=p)
+    make_run(runs, "fracatlas_binary", "ok", 0, skill=1.5, n_images=N)
+    render_leaderboard([runs], out, n_resamples=200)
+    rc = pd.read_csv(out / "runs.csv").set_index("model")
+    assert rc.loc["allneg", "flags"] == "constant_predictions" and pd.isna(rc.loc["ok", "flags"])
+    del preds

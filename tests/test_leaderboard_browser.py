@@ -29,7 +29,7 @@ def site(tmp_path_factory) -> Path:
     for model, skill, auc in (("resnet18", 1.5, 0.91), ("vgg16", 0.8, 0.78), (EVIL, 0.2, 0.55),
                               ("mobilenetv2", 1.0, 0.84)):
         make_run(root, "fracatlas_binary", model, 0, skill=skill, n_images=160, metrics={"auroc": auc},
-                 explain=(model == "resnet18"))
+                 explain=(model == "resnet18"), extra={"flags": []})
     make_run(root, "fracatlas_binary", "resnet18", 1, skill=1.4, n_images=160, metrics={"auroc": 0.89})
     make_run(root, "fracatlas_binary", "constant", 0, skill=0.1, n_images=160, metrics={"auroc": 0.97},
              extra={"flags": ["constant_predictions"]})

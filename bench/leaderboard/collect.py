@@ -141,6 +141,24 @@ def explain_meta(record: dict) -> dict:
             "iou_threshold": _num(loc.get("iou_threshold")), "iou_top_percent": _num(loc.get("iou_top_percent"))}
 
 
+def _flags(record: dict) -> list:
+    """``record["flags"]``; a record from before flags existed gets them derived from its metrics
+    by the evaluation's own rule (bench.evaluation.flags), so an old degenerate run is not ranked."""
+    if isinstance(record.get("flags"), list):
+        return record["flags"]
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        return []
+    try:
+        from bench.evaluation.flags import run_flags
+    except ImportError:  # pragma: no cover - older harness
+        return []
+    try:
+        return run_flags(metrics)
+    except (TypeError, ValueError, KeyError):
+        return []
+
+
 def _read_json(path: Path) -> dict:
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
@@ -210,7 +228,7 @@ def record_to_row(record: dict, display_path: str, abs_path: Path) -> dict:
         "generated": _is_generated(record),
         "imported": isinstance(record.get("imported"), dict),
         # H3's degenerate-model flags (e.g. constant_predictions): shown, never best
-        "flags": ",".join(sorted(str(f) for f in record.get("flags") or [] if isinstance(f, (str, int)))),
+        "flags": ",".join(sorted(str(f) for f in _flags(record) if isinstance(f, (str, int)))),
         "stored_ci": json.dumps(record["leaderboard_ci"], sort_keys=True) if isinstance(record.get("leaderboard_ci"), dict) else "",
         "explain_meta": json.dumps(explain_meta(record), sort_keys=True),
         # for the reporting page (issue 12's operating point and subgroups), when the record has them

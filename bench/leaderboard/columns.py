@@ -120,6 +120,10 @@ def metric_label(key: str, kind: str) -> str:
     return (m.macro_label or m.label) if kind == "multiclass" else m.label
 
 
+def method_label(method: str) -> str:
+    return METHOD_LABEL.get(method, method)
+
+
 def explain_label(col: str) -> str:
     """``explain_gradcampp_pointing_game`` -> ``Grad-CAM++ pointing game``."""
     rest = col[len("explain_"):]

@@ -32,7 +32,7 @@ from bench.errors import BenchError
 from bench.leaderboard import templates
 from bench.leaderboard.collect import CACHE_FILE, Collection, collect, load_cache, save_cache
 from bench.leaderboard.columns import (COSTS, DISPLAY_METRICS, LITERATURE_COLUMNS, METRIC, METRICS, Column,
-                                       explain_label, fmt_p, fnum, glossary, interval, isnum, mark, mean_sd,
+                                       explain_label, fmt_p, method_label, fnum, glossary, interval, isnum, mark, mean_sd,
                                        metric_label, sortval, table_columns)
 from bench.leaderboard.stats import ALPHA
 from bench.leaderboard.store import STORE_DIR, IngestResult, import_runs_csv, ingest, remove_runs
@@ -400,6 +400,9 @@ def _store_rel(row: dict, depth: int) -> str:
     return "../" * depth + f"{STORE_DIR}/{Path(row['abs_path']).name}/"
 
 
+PLOT_CAPTION = {"roc": "ROC curve ({split} set)", "confusion_matrix": "confusion matrix ({split} set)",
+                "learning_curves": "learning curves (training and validation, per epoch)",
+                "reliability": "reliability diagram ({split} set)"}
 _CASE_WORDS = {"tp": "true positive", "fp": "false positive", "fn": "false negative", "tn": "true negative",
                "most_confident": "most confident", "least_confident": "least confident"}
 
@@ -412,7 +415,7 @@ def _figure_caption(rel: str) -> str:
         return f"Per-layer heatmaps of {image} ({words}): one row per CAM method, one column per layer"
     if rel.startswith("explain/overlays/"):
         image, _, method = name.partition("__")
-        return f"{explain_label('explain_' + method + '_x')[:-2]} heatmap of the final layer over {image}"
+        return f"{method_label(method)} heatmap of the final layer over {image}"
     return name.replace("_", " ")
 
 
@@ -453,7 +456,7 @@ def _run_page(row: dict, t: TaskTable, commits: list[str]) -> str:
     loc = []
     for m, info in sorted((meta.get("methods") or {}).items()):
         vals = {s: row.get(f"explain_{re.sub(r'[^a-z0-9]+', '_', m.lower()).strip('_')}_{s}") for s in ("pointing_game", "energy", "iou")}
-        loc.append({"method": explain_label(f"explain_{m}_x")[:-2], "layer": info.get("final_layer") or "—",
+        loc.append({"method": method_label(m), "layer": info.get("final_layer") or "—",
                     "n": fnum(info.get("n"), 0), "degenerate": fnum(info.get("degenerate"), 0),
                     "skipped": info.get("skipped"), **{k: fnum(v) for k, v in vals.items()}})
     if not loc:  # older summaries: scores without the method details
@@ -463,7 +466,7 @@ def _run_page(row: dict, t: TaskTable, commits: list[str]) -> str:
                         "skipped": None, **{s: fnum(row.get(f"{base}_{s}")) for s in ("pointing_game", "energy", "iou")}})
     pre = _store_rel(row, 1)
     plots = json.loads(row.get("plots") or "{}")
-    plot_figs = [{"src": pre + rel, "caption": name.replace("_", " ") + " (" + t.metric_split + " set)"}
+    plot_figs = [{"src": pre + rel, "caption": PLOT_CAPTION.get(name, name.replace("_", " ")).format(split=t.metric_split)}
                  for name, rel in sorted(plots.items())]
     heat = [{"src": pre + rel, "caption": _figure_caption(rel)} for rel in json.loads(row.get("heatmap_files") or "[]")]
     cost = ", ".join(f"{c.label} {fnum(row[c.key] * c.scale, c.digits)}" for c in COSTS if isnum(row.get(c.key)))
@@ -604,7 +607,10 @@ class _Writer:
 
 
 RENDER_VERSION = "render-v2"  # bump when an output format changes: forces a full re-render
-PAGE_VERSION = hashlib.sha256((json.dumps(templates.PAGES, sort_keys=True) + templates.CSS + "page-v2").encode()).hexdigest()[:12]
+# the leaderboard's own code is an input too: a changed formatter re-renders (pages included)
+CODE_VERSION = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()[:12]
+PAGE_VERSION = hashlib.sha256((json.dumps(templates.PAGES, sort_keys=True) + templates.CSS + "page-v2"
+                               + CODE_VERSION).encode()).hexdigest()[:12]
 
 
 def report_markdown(coll: Collection, problems: list[dict], ingest_res: IngestResult) -> str:
@@ -738,6 +744,7 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
             n_skipped=len(coll.skipped) + len(ing.skipped) + len(ing.duplicates), alpha=ALPHA, **_page_common(0, commits))
         w.write("index.html", html.encode("utf-8"))
         w.write("definitions.html", _definitions_page(tables, commits, docs_href).encode("utf-8"))
+        tm["index_s"] = time.perf_counter() - t3  # the index and definitions; pages below are incremental
         for t, it in zip(tables.values(), index_tables):
             if it["cost_plot"]:
                 # drawing costs ~0.5 s a plot: redraw only when the plotted rows changed

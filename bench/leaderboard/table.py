@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.leaderboard import stats
 from bench.leaderboard.collect import load_predictions, prediction_key
 from bench.leaderboard.literature import literature_for
@@ -95,7 +95,7 @@ class _Stats:
             except (BenchError, ValueError, KeyError, TypeError) as e:
                 # a bad predictions file costs the run its CI and tests, not the leaderboard
                 self._preds[p] = None
-                self.problems.append({"path": row["path"], "reason": str(e).splitlines()[0] if str(e) else type(e).__name__})
+                self.problems.append({"path": row["path"], "reason": first_line(e)})
         return self._preds[p]
 
     def _cached(self, store: str, key: str, compute):

@@ -56,7 +56,7 @@ input[type=search],select{font:inherit;padding:3px 6px;max-width:100%;color:var(
 details.compare{margin:.6em 0}details.compare summary{cursor:pointer}
 footer{margin-top:2em;border-top:1px solid var(--line);padding-top:.5em}
 img.plot{max-width:100%;height:auto;background:#fff}
-@media (max-width:600px){main{padding:8px}body{font-size:14px}:root{--mw:7.4rem}th,td{padding:3px 5px}}
+@media (max-width:600px){main{padding:8px}body{font-size:14px}:root{--mw:8.4rem}th,td{padding:3px 5px}}
 """
 
 FAVICON = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' "
