@@ -8,9 +8,11 @@ Every case starts from a fresh copy of a small generated FracAtlas or MURA layou
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -20,9 +22,9 @@ import pytest
 from PIL import Image
 
 from bench.data import FractureDataModule
-from bench.testing import fixtures
 from bench.data.decode import decode_image
 from bench.errors import BenchError
+from bench.testing import fixtures
 
 N_FA = 30  # generated FracAtlas images: 12 fractured, 18 not, 6 per region
 
@@ -410,8 +412,6 @@ def test_bench_check_lists_bad_files_without_traceback(linked_out, tmp_path, cap
     assert "unreadable files: 1 (too_many_pixels: 1)" in text and f"{bomb.name} too_many_pixels:" in text
     assert "symlinks out of the root (refused, left out; data.symlinks=refuse): 1" in text
     assert f"{victim.name} -> " in text
-    import json
-
     report = json.loads((tmp_path / "r.json").read_text())
     assert f"data fingerprint (sha256, {report['fingerprint']['n_files']} files" in text
     assert report["fingerprint"]["digest"] in text
@@ -428,8 +428,6 @@ def test_bench_check_empty_class_exits_2_with_one_line(fa, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_bench_train_records_the_bomb_as_unreadable_and_stops_on_an_empty_class(fa_base, tmp_path):
-    import json
-    import subprocess
 
     data = tmp_path / "data"
     shutil.copytree(fa_base, data / "fracatlas")
