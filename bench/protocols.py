@@ -109,8 +109,9 @@ PROTOCOLS: dict[str, dict] = {
                  "stage uses 224), but nothing confirms it; the stated value costs nothing. image_size=224 gives the "
                  "other reading", [(_DL, "image_size", 244)]),
             _row("image size, YOLOv8-cls", "640 (Table IV)", "640 px", "as stated",
-                 "FracAtlas images are at most 512 px on a side, so every image is upsampled (bilinear, to a 640 x 640 "
-                 "square), as Ultralytics' own resize would", [(_YOLO, "image_size", 640)]),
+                 "FracAtlas images are at most 512 px on a side, so every image is upsampled (bilinear, squashed to a "
+                 "640 x 640 square, as every backbone's input here; Ultralytics' own classify transforms keep the aspect "
+                 "ratio, resizing the short side to 640 and cropping)", [(_YOLO, "image_size", 640)]),
             _WEIGHTS_002, _FINETUNE_002,
             _row("head, 19 non-YOLO backbones", "\"a final layer with one node was added for binary classification\"",
                  "global average pooling -> Dense(1), sigmoid; loss BCE-with-logits (model.head.binary_output="
@@ -170,7 +171,7 @@ PROTOCOLS: dict[str, dict] = {
                  [((), "data.augment", "seed002"), ((), "data.balance.augment_rows", "copies")]),
             _row("image size, 19 non-YOLO backbones", "224 x 224", "224 px", "as stated", "", [(_DL, "image_size", 224)]),
             _row("image size, YOLOv8-cls", "640 x 640 (text and Table IV)", "640 px", "as stated",
-                 "FracAtlas images are at most 512 px: every image is upsampled", [(_YOLO, "image_size", 640)]),
+                 "FracAtlas images are at most 512 px: every image is upsampled (squashed to the square, as in the binary stage)", [(_YOLO, "image_size", 640)]),
             _WEIGHTS_002, _FINETUNE_002,
             _row("head, 19 non-YOLO backbones", "not restated (\"the same type of experiments\" as the binary stage)",
                  "global average pooling -> Dense(5), softmax", "reading", "the binary stage's one-node layer, widened "
