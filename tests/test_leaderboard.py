@@ -439,3 +439,17 @@ def test_records_without_flags_get_them_derived_by_the_evaluation_rule(tmp_path:
     rc = pd.read_csv(out / "runs.csv").set_index("model")
     assert rc.loc["allneg", "flags"] == "constant_predictions" and pd.isna(rc.loc["ok", "flags"])
     del preds
+
+
+def test_reporting_page_shows_subgroups_and_operating_point(tmp_path: Path):
+    runs, out = tmp_path / "runs", tmp_path / "lb"
+    sub = {"region": {"hand": {"n": 40, "metrics": {"auroc": 0.812, "accuracy": 0.7},
+                               "ci": {"auroc": {"low": 0.70, "high": 0.90}}},
+                      "hip": {"n": 6, "metrics": {"auroc": None, "accuracy": 0.5}, "ci": None,
+                              "note": "too few for a bootstrap CI (n=6; needs n >= 30)"}}}
+    make_run(runs, "fracatlas_binary", "resnet18", 0, n_images=N, extra={
+        "subgroups": sub, "operating_point": {"rule": "youden", "threshold": 0.31}, "flags": []})
+    render_leaderboard([runs], out, n_resamples=200)
+    page = (out / "report-fracatlas_binary.html").read_text()
+    assert "0.812 [0.700, 0.900]" in page and "too few for a bootstrap CI (n=6" in page
+    assert "youden" in page and "0.31" in page and "CC BY 4.0" in page

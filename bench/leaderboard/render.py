@@ -543,8 +543,14 @@ def _report_page(t: TaskTable, commits: list[str]) -> str:
             if isinstance(groups, dict):
                 for name, g in sorted(groups.items()):
                     if isinstance(g, dict):
-                        sub_rows.append({"by": kind, "group": name, "n": fnum(g.get("n"), 0),
-                                         "vals": {m: fnum(g.get(m)) for m in ("auroc", "accuracy", "recall", "specificity")}})
+                        m_ = g.get("metrics") if isinstance(g.get("metrics"), dict) else g  # H3: {n, metrics, ci | note}
+                        ci = g.get("ci") if isinstance(g.get("ci"), dict) else {}
+                        vals = {}
+                        for m in ("auroc", "accuracy", "recall", "specificity"):
+                            c = ci.get(m) if isinstance(ci.get(m), dict) else {}
+                            vals[m] = fnum(m_.get(m)) + (f" {interval(c.get('low'), c.get('high'))}" if c else "")
+                        sub_rows.append({"by": kind, "group": name, "n": fnum(g.get("n"), 0), "vals": vals,
+                                         "note": g.get("note") or ""})
     calib = []
     if best_run:
         for m in ("brier", "ece"):

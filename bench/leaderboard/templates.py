@@ -296,9 +296,9 @@ know (intended use, clinical setting, reader studies) are for the authors. Answe
 {% if calib %}<dl class="kv">{% for c in calib %}<dt title="{{ c.definition }}">{{ c.label }}</dt><dd>{{ c.text }}</dd>{% endfor %}</dl>{% endif %}
 {% if reliability %}<a href="{{ reliability }}"><img class="plot" src="{{ reliability }}" alt="reliability diagram of the best run" loading="lazy"></a>{% else %}<p class="notes">No reliability diagram stored for the best run.</p>{% endif %}
 <h2>Subgroups (CLAIM 32 / TRIPOD+AI 23b)</h2>
-{% if sub_rows %}<div class="scroll"><table><caption>Best run, test metrics per subgroup.</caption>
-<thead><tr><th scope="col">by</th><th scope="col">group</th><th scope="col" class="num">n</th><th scope="col" class="num">ROC-AUC</th><th scope="col" class="num">Accuracy</th><th scope="col" class="num">Sensitivity</th><th scope="col" class="num">Specificity</th></tr></thead>
-<tbody>{% for s in sub_rows %}<tr><td>{{ s.by }}</td><th scope="row">{{ s.group }}</th><td class="num">{{ s.n }}</td><td class="num">{{ s.vals.auroc }}</td><td class="num">{{ s.vals.accuracy }}</td><td class="num">{{ s.vals.recall }}</td><td class="num">{{ s.vals.specificity }}</td></tr>{% endfor %}</tbody></table></div>
+{% if sub_rows %}<div class="scroll"><table><caption>Best run, test metrics per subgroup with n and bootstrap 95% CIs where the group is large enough.</caption>
+<thead><tr><th scope="col">by</th><th scope="col">group</th><th scope="col" class="num">n</th><th scope="col" class="num">ROC-AUC</th><th scope="col" class="num">Accuracy</th><th scope="col" class="num">Sensitivity</th><th scope="col" class="num">Specificity</th><th scope="col">note</th></tr></thead>
+<tbody>{% for s in sub_rows %}<tr><td>{{ s.by }}</td><th scope="row">{{ s.group }}</th><td class="num">{{ s.n }}</td><td class="num">{{ s.vals.auroc }}</td><td class="num">{{ s.vals.accuracy }}</td><td class="num">{{ s.vals.recall }}</td><td class="num">{{ s.vals.specificity }}</td><td>{{ s.note }}</td></tr>{% endfor %}</tbody></table></div>
 {% else %}<p class="notes">— (the best run's record has no subgroup results).</p>{% endif %}
 <h2>Failure cases (CLAIM 33)</h2>
 {% if gallery %}<div class="grid">{% for g in gallery %}<figure><a href="{{ g.src }}"><img src="{{ g.src }}" alt="{{ g.caption }}" loading="lazy"></a><figcaption>{{ g.caption }}</figcaption></figure>{% endfor %}</div>
