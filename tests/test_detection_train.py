@@ -174,6 +174,9 @@ def test_dataset_is_byte_identical_and_nothing_went_online_or_home(detection_run
     report = json.loads((run_dir / "data_report.json").read_text())
     assert report["ultralytics_rewrote_in_link_tree"] == [victim]
     assert report["label_check"]["n_disagreements"] == 1 and rec["data"]["label_disagreements"] == 1
+    # Ultralytics' own scan saw exactly the split's images, none dropped as corrupt.
+    for s in ("train", "val", "test"):
+        assert report["ultralytics_scan"][s]["found"] == rec["split"]["counts"][s] and report["ultralytics_scan"][s]["corrupt"] == 0
     log = env_dir / "net_attempts.log"
     assert not log.exists() or log.read_text() == "", log.read_text()
     assert list((env_dir / "home").iterdir()) == []

@@ -257,7 +257,7 @@ def run_detection(cfg: DictConfig) -> dict:
                          f"restore the dataset from its release; nothing may write into it")
     rewritten = tree_changes(tree["root"])
     report["ultralytics_rewrote_in_link_tree"] = rewritten
-    report["ultralytics_scan"] = _scan_results(Path(tree["root"]))
+    report["ultralytics_scan"] = summary["scan"]
 
     from bench.detection.metrics import torchmetrics_map
 
@@ -381,13 +381,16 @@ def _evaluate(cfg: DictConfig, tree: dict, table: pd.DataFrame, best: Path, imag
     common = {"imgsz": image_size, "batch": int(cfg.data.batch_size), "device": device, "conf": CONF, "iou": NMS_IOU,
               "workers": int(cfg.data.get("num_workers") or 0), "verbose": False, "project": str(ultra_dir), "exist_ok": True}
     metrics, regions, det_rows = {}, {}, []
-    for split in ("val", "test"):
+    splits = [s for s in ("val", "test") if (table["split"] == s).any()]
+    for split in splits:
         part = table[table["split"] == split]
-        if part.empty:
-            continue
         res = yolo.val(data=tree["yaml"]["main"], split=split, save_json=True, plots=True, name=f"eval_{split}", **common)
         metrics[split] = {**_metrics_of(res), "n_images": int(len(part)), "n_boxes": int(part["n_boxes"].sum())}
         det_rows += _read_predictions(ultra_dir / f"eval_{split}" / "predictions.json", split)
+    # Before the per-region passes, which rewrite labels/<split>.cache for their image lists.
+    scan = _scan_results(Path(tree["root"]))
+    for split in splits:
+        part = table[table["split"] == split]
         regions[split] = {}
         for region in sorted(table["region"].unique()):
             rp = part[part["region"] == region]
@@ -406,4 +409,5 @@ def _evaluate(cfg: DictConfig, tree: dict, table: pd.DataFrame, best: Path, imag
             gt_rows.append({"image_id": r.image_id, "split": r.split, "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]})
     gt = pd.DataFrame(gt_rows, columns=["image_id", "split", "x1", "y1", "x2", "y2"])
     images = table.loc[table["split"].isin(["val", "test"]), ["image_id", "split", "region", "width", "height", "n_boxes"]]
-    return {"metrics": metrics, "regions": regions, "detections": det, "ground_truth": gt, "images": images.reset_index(drop=True)}
+    return {"metrics": metrics, "regions": regions, "detections": det, "ground_truth": gt, "images": images.reset_index(drop=True),
+            "scan": scan}
