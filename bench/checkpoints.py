@@ -21,6 +21,7 @@ import importlib
 import os
 import pathlib
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from bench.errors import BenchError
+from bench.errors import first_line as _first_line
 
 # Modules whose nn.Module subclasses may appear in an Ultralytics checkpoint (classification,
 # detection): only these are ever imported while building the allowlist.
@@ -36,16 +38,15 @@ _MODULE_PREFIXES = ("torch.nn.modules.", "ultralytics.nn.modules.", "ultralytics
 _REFUSE_HINT = "only plain tensors and state dicts are loaded: save model.state_dict() (or use .safetensors) and load that"
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__
-
-
 def _unpickling_reason(err: BaseException) -> str:
-    """The line of torch's weights-only message that names the refused global (not its preamble)."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Check the documentation", "WeightsUnpickler error"))]
-    return (useful or lines or [type(err).__name__])[0][:300]
+    """The part of torch's weights-only message that names the refused global (not its preamble)."""
+    text = str(err)
+    found = re.search(r"(Unsupported global: GLOBAL \S+|unsupported GLOBAL \S+|Trying to call reduce for [^\n]*?(?=\.?\s*$)"
+                      r"|Can only [^\n]*?(?=\.?\s*$))", text, re.M)
+    if found:
+        return found.group(1).rstrip(".")[:300]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:300]
 
 
 def _describe_read_error(path: Path, err: BaseException, what: str) -> str:

@@ -7,7 +7,8 @@ local disks and NFSv3+) holding JSON: ``host``, ``pid``, ``token``, ``started``,
 
 A lock is taken over when it is stale:
 
-- its heartbeat is older than ``stale_after_s`` (default 600 s: a killed process or a dead node);
+- its heartbeat is older than ``stale_after_s`` (default 600 s: a killed process or a dead node;
+  an unreadable lock file counts from its modification time);
 - or its holder is on this host and its pid is gone (killed with ``kill -9``: no need to wait);
 - or it belongs to this very SLURM job (a requeued job resumes its own run at once).
 
@@ -90,8 +91,12 @@ class RunLock:
                             "slurm_job_id": os.environ.get("SLURM_JOB_ID")}) + "\n").encode()
 
     def _stale_reason(self, holder: dict) -> str | None:
-        if not holder:
-            return "unreadable lock file"
+        if not holder:  # torn or foreign: counts from the file's modification time
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return "lock file gone"
+            return f"unreadable lock file, unchanged for {age:.0f} s" if age > self.stale_after_s else None
         age = time.time() - float(holder.get("heartbeat", 0) or 0)
         if age > self.stale_after_s:
             return f"no heartbeat for {age:.0f} s"
@@ -115,7 +120,8 @@ class RunLock:
                     continue  # released meanwhile
                 reason = self._stale_reason(holder)
                 if reason is None:
-                    age = time.time() - float(holder.get("heartbeat", 0) or 0)
+                    beat = holder.get("heartbeat") if holder else None
+                    age = time.time() - (float(beat) if beat else self.path.stat().st_mtime)
                     raise RunLocked(self.path, holder, age, self.stale_after_s) from None
                 aside = self.path.with_name(f"{LOCK_FILE}.stale-{uuid.uuid4().hex[:8]}")
                 try:
