@@ -230,20 +230,30 @@ def ingest(runs_dirs: list[str | os.PathLike], store: Path, *, include_generated
     if coll.runs.empty:
         return res
     store.mkdir(parents=True, exist_ok=True)
+    todo = []
     for rid, abs_path, shown, gen in zip(coll.runs["run_id"], coll.runs["abs_path"], coll.runs["path"],
                                          coll.runs["generated"]):
         if gen and not include_generated:
             res.generated_skipped.append(rid)
             continue
-        run_dir = Path(abs_path)
+        todo.append((rid, Path(abs_path), shown))
+
+    def one(item):
+        rid, run_dir, shown = item
         record = json.loads((run_dir / RECORD_FILE).read_text(encoding="utf-8"))
-        what = store_run(run_dir, record, store, shown)
-        if what == "added":
-            res.added.append(rid)
-        elif what == "updated":
-            res.updated.append(rid)
-        else:
-            res.unchanged += 1
+        return rid, store_run(run_dir, record, store, shown)
+
+    # threads: the fsyncs of atomic writes and the CSV parsing overlap (a cold ingest of 10,000 runs)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for rid, what in pool.map(one, todo):
+            if what == "added":
+                res.added.append(rid)
+            elif what == "updated":
+                res.updated.append(rid)
+            else:
+                res.unchanged += 1
     return res
 
 
