@@ -274,3 +274,14 @@ def test_heatmaps_vs_detector_reads_explain_and_detection_files(tmp_path):
     assert d["method"] == "detector" and d["pointing_game_gt"] == 0.0 and d["n_det"] == 1
     with pytest.raises(BenchError, match="run bench-explain"):
         heatmaps_vs_detector(tmp_path / "nothing", det_dir)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_fracatlas_set2_split_is_grouped_and_stratified(fracatlas_root):
+    table, report = load_detection_table(fracatlas_root, "set2")
+    assert len(table) == 4083 and report["leakage"]["ok"] and report["duplicate_groups"]
+    assert table.groupby("group")["split"].nunique().max() == 1
+    assert len(report["truncated"]) == 59  # decoded leniently (data.truncated=load), and reported
+    frac = table.groupby("split")["fractured"].mean()
+    assert (frac - 717 / 4083).abs().max() < 0.01
