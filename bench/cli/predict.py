@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="CAM layer name (default: the best layer of the run's explain results, else the final layer)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=None, help="decode worker processes (default: the CPUs available, at most 8; 0: in-process)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads of the main process (default: torch's own; 1 helps on a busy machine)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the run's device when available here, else cpu)")
     p.add_argument("--show-patient-ids", action="store_true",
                    help="put DICOM PatientName, PatientID and PatientBirthDate in the CSV and the PDF (off by default)")
@@ -29,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise BenchError(f"--threads {args.threads}: must be >= 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
         from bench.predict import predict
 
         s = predict(args.run_dir, args.inputs, args.out, heatmaps=not args.no_heatmaps, report=not args.no_report,

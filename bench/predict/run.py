@@ -176,7 +176,10 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], out_dir=None, *, heatm
                     heat = heatmap_to_display(maps[k], b["display"].shape)
                     title = f"{b['image_id']}: {classes[li]} (p={row['probability']:.3f})"
                     overlay_png(out / rel, b["display"], heat, title, cam_method, layer_name)
-                    row.update(heatmap=rel, cam_method=cam_method, cam_layer=layer_name, heatmap_text=heat_text)
+                    empty = bool(maps[k].max() <= 0)
+                    row.update(heatmap=rel, cam_method=cam_method, cam_layer=layer_name, heatmap_empty=empty,
+                               heatmap_text=heat_text + ("; EMPTY: the map is zero everywhere (no positive evidence "
+                                                         "for the label at this layer; try --cam-layer)" if empty else ""))
                 elif report:
                     rel = f"images/{Path(name).stem}.png"
                     original_png(out / rel, b["display"])
@@ -222,7 +225,7 @@ def _write_csv(path: Path, rows: list[dict], classes: list[str], show_patient_id
             rec[f"prob_{c}"] = r.get(f"prob_{c}")
         rec.update({"label": r.get("label"), "label_at_0.5": r.get("label_at_0.5"), "threshold": r.get("threshold"),
                     "threshold_rule": r.get("threshold_rule"), "heatmap": r.get("heatmap"),
-                    "cam_method": r.get("cam_method"), "cam_layer": r.get("cam_layer"),
+                    "cam_method": r.get("cam_method"), "cam_layer": r.get("cam_layer"), "heatmap_empty": r.get("heatmap_empty"),
                     "truncated": r.get("truncated"), "dicom_modality": d.get("modality"),
                     "dicom_photometric": d.get("photometric"), "dicom_voi": d.get("voi"),
                     "pixel_spacing_mm": " x ".join(f"{v:g}" for v in d["pixel_spacing_mm"]) if d.get("pixel_spacing_mm") else None})
