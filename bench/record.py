@@ -73,6 +73,19 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+# --------------------------------------------------------------------------- run folder files
+
+
+def prob_column(class_name: str) -> str:
+    """The ``predictions.csv`` column of one class's probability."""
+    return f"prob_{class_name}"
+
+
+def prob_columns(classes: list[str]) -> list[str]:
+    """The probability columns of ``predictions.csv``, in class-index order."""
+    return [prob_column(c) for c in classes]
+
+
 # --------------------------------------------------------------------------- the record
 
 

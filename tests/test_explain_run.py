@@ -142,18 +142,18 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
 
 
 def test_dataset_without_boxes_is_a_reported_skip(run_dir, tmp_path, monkeypatch):
-    import bench.training as training
+    import bench.runs as runs
     from bench.explain import explain_run
 
-    real = training.load_run
+    real = runs.load_run
 
     def no_boxes(path, device="cpu"):
-        module, dm, record = real(path, device=device)
+        model, dm, record = real(path, device=device)
         dm.table = dm.table.drop(columns=["boxes"])
         record["task"]["dataset"] = "mura"
-        return module, dm, record
+        return model, dm, record
 
-    monkeypatch.setattr(training, "load_run", no_boxes)
+    monkeypatch.setattr(runs, "load_run", no_boxes)
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("explain"))
     ex = explain_run(copy, methods=["eigencam"], layers=["layer4.1"], n_images=3, road_images=0, device="cpu")

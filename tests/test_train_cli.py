@@ -188,18 +188,18 @@ def test_transfer_learning_run_from_local_weights_reloads_exactly(workdir, lite0
     (load_run, as bench-explain does) and reproduces its recorded test probabilities."""
     import torch
 
-    from bench.training import load_run
+    from bench.runs import load_run
 
     _train(workdir, "data=tiny_fracatlas", "model=efficientnet_lite0", "model.pretrained=true",
            f"model.weights={lite0_weights}", *FAST, "trainer.max_epochs=1", "paths.runs_dir=" + str(workdir / "tl"))
     (run_id, rec), = _records(workdir / "tl").items()
     assert rec["model"]["pretrained"] is True and rec["protocol"]["pretrained"] is True
-    module, dm, record = load_run(workdir / "tl" / run_id)
+    model, dm, record = load_run(workdir / "tl" / run_id)
     assert record["run_id"] == run_id
     probs, rows = [], []
     with torch.no_grad():
         for x, _, r in dm.dataloader("test"):
-            probs.append(module(x).softmax(1))
+            probs.append(model(x).softmax(1))
             rows.append(r)
     probs = torch.cat(probs).numpy()
     ids = dm.table["image_id"].to_numpy()[torch.cat(rows).numpy()]

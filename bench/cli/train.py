@@ -1,4 +1,4 @@
-"""`bench-train`: the Hydra app. Thin: compose the config, hand it to bench.training.run."""
+"""`bench-train`: the Hydra app. Thin: compose the config, hand it to bench.pipeline."""
 
 from __future__ import annotations
 
@@ -46,11 +46,12 @@ def _quiet_libraries() -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _main(cfg: DictConfig) -> float:
     _quiet_libraries()
+    # Here, not at the top: `bench-train --help` and config errors need no torch / Lightning.
+    from bench.pipeline import run_pipeline
     from bench.sweep.summary import note_run
-    from bench.training.run import run
 
     try:
-        summary = run(cfg)
+        summary = run_pipeline(cfg)
         note_run(summary)  # the sweep summary reports finished / resumed / skipped
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -62,15 +63,8 @@ def _main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    from bench.sweep import summary
-
+    # A sweep with a failed job exits 1 from its summary (bench.sweep.summary), after every job.
     _main()
-    done = summary.last_summary
-    if done is not None and done["counts"]["failed"]:
-        # After the whole sweep and its summary: the other jobs' results are all kept.
-        print(f"error: {done['counts']['failed']} of {done['n_jobs']} jobs failed; "
-              f"see {done['sweep_dir']}/sweep_summary.json", file=sys.stderr)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.record import prob_columns
 
 __all__ = ["select_cases", "CASES"]
 
@@ -23,14 +24,14 @@ def select_cases(predictions: pd.DataFrame | str | Path, positive_index: int | N
         if not path.is_file():
             raise BenchError(f"{path}: predictions file missing")
         predictions = pd.read_csv(path)
-    need = {"image_id", "split", "label", "pred"} | {f"prob_{c}" for c in classes}
+    need = {"image_id", "split", "label", "pred", *prob_columns(classes)}
     missing = need - set(predictions.columns)
     if missing:
         raise BenchError(f"predictions.csv: missing columns {sorted(missing)}")
     df = predictions[predictions["split"] == split].copy()
     if df.empty:
         return {}
-    probs = df[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+    probs = df[prob_columns(classes)].to_numpy(dtype=float)
     df["conf"] = probs[np.arange(len(df)), df["pred"].to_numpy(dtype=int)]
     df = df.sort_values(["conf", "image_id"], ascending=[False, True])
     out: dict[str, str] = {}

@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from bench import runs
 from bench.errors import BenchError
 from bench.explain.cams import METHODS, check_layer_order, logits_of, make_cam
 from bench.explain.cases import select_cases
 from bench.explain.layers import inner_module, resolve_layers
 from bench.explain.localisation import boxes_mask, localisation_scores
 from bench.explain.plots import grid_figure, overlay_figure, to_display
-from bench.record import atomic_write_bytes, atomic_write_json, atomic_write_text, read_record, update_record
+from bench.record import atomic_write_bytes, atomic_write_json, atomic_write_text, prob_column, read_record, update_record
 
 __all__ = ["explain_run", "explain_model", "SCORES"]
 
@@ -201,10 +202,7 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise BenchError(f"explain: device={device} but CUDA is not available here; use --device cpu")
 
-    from bench.training import load_run
-
-    module, dm, record = load_run(run_dir, device=device)
-    model = module.model
+    model, dm, record = runs.load_run(run_dir, device=device)
     task = record.get("task", {})
     classes = list(task.get("classes") or getattr(dm, "classes"))
     positive_index = task.get("positive_index")
@@ -286,13 +284,12 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
         in_cases = [c for c, i in cases.items() if i == image_id]
         if not in_cases:
             continue
-        img = to_display(images[pos], dm.mean if hasattr(dm, "mean") else model.mean,
-                         dm.std if hasattr(dm, "std") else model.std)
+        img = to_display(images[pos], dm.mean, dm.std)  # the run's normalisation (bench.spec)
         display[image_id] = img
         bx = boxes_of.get(image_id, [])
         p = pred_by_id.loc[image_id] if image_id in pred_by_id.index else None
         lab, prd = int(labels[pos]), (int(p["pred"]) if p is not None else None)
-        conf = float(p[f"prob_{classes[prd]}"]) if p is not None else None
+        conf = float(p[prob_column(classes[prd])]) if p is not None else None
         title = f"{image_id}  {'/'.join(in_cases)}  label={classes[lab]} pred={classes[prd] if prd is not None else '?'} p={conf:.2f}" if conf is not None else image_id
         grid = f"grids/{'+'.join(in_cases)}__{_png_name(image_id)}.png"
         grid_figure(out_dir / grid, img, np.stack([res["maps"][m][pos] for m in methods]), methods, names, bx, title)

@@ -18,11 +18,11 @@ import torch.nn as nn
 from timm.layers import SelectAdaptivePool2d
 
 from bench.errors import BenchError
+from bench.errors import first_line as _first_line
 from bench.models import nasnet_mobile  # noqa: F401  (registers timm's "nasnetamobile")
+from bench.models.preprocess import input_normalisation
 from bench.models.registry import ModelSpec, spec_for
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLS = ("avg", "max", "avgmax", "catavgmax")
 BINARY_OUTPUTS = ("two_logits", "one_logit")
 HEAD_DEFAULTS = {"pool": "avg", "dropout": 0.3, "dense_units": 512, "binary_output": "two_logits"}
@@ -150,17 +150,12 @@ def create_model(
 
         backbone, head_state = build_yolo_backbone(spec.arch, num_classes=num_classes, weights=path if pretrained else None,
                                                    pretrained=pretrained, in_chans=in_chans)
-        from ultralytics.data.augment import DEFAULT_MEAN, DEFAULT_STD
-
-        # Ultralytics classifies [0, 1] inputs (mean 0, std 1); its weights expect that.
-        mean, std = DEFAULT_MEAN, DEFAULT_STD
         cam_names = backbone.cam_names()
     else:
         backbone = _timm_backbone(spec.arch, pretrained, path, in_chans)
         head_state = None
-        cfg = backbone.pretrained_cfg or {}
-        mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
         cam_names = timm_cam_names(backbone)
+    mean, std = input_normalisation(spec)  # the data stage normalises with the same (bench.spec)
     model_head = Head(backbone.num_features, num_classes, **head_cfg)
     if head_state is not None and head_cfg["dense_units"] == 0 and head_cfg["pool"] == "avg" and not model_head.one_logit:
         # Ultralytics' Classify is conv -> avg pool -> dropout -> linear: with dense_units=0 its
@@ -231,11 +226,6 @@ def _drop_unused_head_modules(model: nn.Module) -> None:
         model.pre_logits = nn.Identity()
     elif name == "MobileNetV3":
         model.conv_head, model.norm_head, model.act2 = nn.Identity(), nn.Identity(), nn.Identity()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 def timm_cam_names(model: nn.Module) -> list[str]:

@@ -4,7 +4,11 @@ Each job writes its own entry ``<sweep_dir>/.bench_jobs/<job_num>.json`` at ``on
 job's process: locally or on a SLURM node; one file per job, so jobs never write the same file).
 Jobs that never got to report (SLURM cancel, timeout, node failure) are entered by the launcher
 (``hydra_plugins.bench_sweep.launchers``). ``on_multirun_end`` (the submitting process) gathers the
-entries into ``sweep_summary.json`` and prints a table.
+entries into ``sweep_summary.json``, prints a table, and exits 1 when a job failed (after the
+whole sweep: the other jobs' results are all kept). It reports; rendering is bench.pipeline's.
+
+What a job did (trained, resumed, skipped) travels from the task function to ``on_job_end`` as a
+file in the job's output folder (``RUN_NOTE``), like everything else between the stages.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from bench.errors import first_line
 from bench.record import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -29,29 +35,37 @@ log = logging.getLogger(__name__)
 JOBS_DIR = ".bench_jobs"
 SUMMARY_FILE = "sweep_summary.json"
 STATUSES = ("finished", "resumed", "skipped", "failed")
-
-# Set by bench-train in the job's process (run summary of the job that just ran).
-_last_run: dict | None = None
-# Set in the submitting process by on_multirun_end; bench-train's exit code reads it.
-last_summary: dict | None = None
+RUN_NOTE = ".bench_run.json"  # in the job's output folder: what the run did, for on_job_end
 
 
 def note_run(summary: dict) -> None:
     """Called by the task function: tells on_job_end what the run did (trained, resumed, skipped)."""
-    global _last_run
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return  # not under Hydra (a direct call): there is no job to report
     record = summary.get("record") or {}
-    _last_run = {
+    atomic_write_json(Path(HydraConfig.get().runtime.output_dir) / RUN_NOTE, {
         "status": summary.get("status"),
         "run_id": summary.get("run_id"),
         "run_dir": summary.get("run_dir"),
         "objective": summary.get("objective"),
         "resumed_from": record.get("resumed_from"),
-    }
+    })
+
+
+def _read_note(job_dir: str | os.PathLike | None) -> dict:
+    if job_dir is None:
+        return {}
+    try:
+        note = json.loads((Path(job_dir) / RUN_NOTE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # the job ended before its run said anything
+    return note if isinstance(note, dict) else {}
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
 
 
 def _finite(x: Any) -> float | None:
@@ -76,7 +90,7 @@ def write_job_entry(sweep_dir: str | os.PathLike, entry: dict) -> Path:
     return path
 
 
-def entry_from_return(job_num: int, job_return: JobReturn) -> dict:
+def entry_from_return(job_num: int, job_return: JobReturn, job_dir: str | os.PathLike | None = None) -> dict:
     overrides = list(job_return.overrides or [])
     slurm_id = os.environ.get("SLURM_ARRAY_JOB_ID")
     slurm_id = f"{slurm_id}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if slurm_id else os.environ.get("SLURM_JOB_ID")
@@ -84,7 +98,7 @@ def entry_from_return(job_num: int, job_return: JobReturn) -> dict:
         exc = job_return._return_value
         reason = _reason(exc) if isinstance(exc, BaseException) else str(exc)
         return job_entry(job_num, overrides, "failed", reason, job_return.status.name, slurm_job_id=slurm_id)
-    run = _last_run or {}
+    run = _read_note(job_dir)
     objective = _finite(job_return._return_value)
     if run.get("status") == "skipped":
         status, reason = "skipped", "run record already complete"
@@ -142,8 +156,6 @@ class SweepSummary(Callback):
         self._started_at: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global last_summary
-        last_summary = None
         self._t0 = time.perf_counter()
         self._started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         # A re-used sweep dir must not report the previous sweep's jobs.
@@ -152,39 +164,26 @@ class SweepSummary(Callback):
             old.unlink(missing_ok=True)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _last_run
-        _last_run = None
+        # A re-used job folder must not report the previous sweep's run.
+        (Path(config.hydra.runtime.output_dir) / RUN_NOTE).unlink(missing_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         from hydra.types import RunMode
 
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        write_job_entry(config.hydra.sweep.dir, entry_from_return(int(config.hydra.job.num), job_return))
+        write_job_entry(config.hydra.sweep.dir, entry_from_return(int(config.hydra.job.num), job_return,
+                                                                  config.hydra.runtime.output_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global last_summary
         sweep_dir = Path(config.hydra.sweep.dir)
         wall = None if self._t0 is None else round(time.perf_counter() - self._t0, 3)
         summary = summarise(sweep_dir, self._started_at, wall)
         atomic_write_json(sweep_dir / SUMMARY_FILE, summary)
-        last_summary = summary
         if self.print_table:
             print(f"SWEEP SUMMARY ({sweep_dir})\n{format_table(summary)}", flush=True)
-        board = config.get("leaderboard")
-        if board is not None and board.get("enabled"):
-            _render_leaderboard(config)
-
-
-def _render_leaderboard(config: DictConfig) -> None:
-    """leaderboard.enabled=true: render once the whole sweep is done (not after every job)."""
-    from bench.errors import BenchError
-    from bench.leaderboard import render_leaderboard
-
-    try:
-        result = render_leaderboard([config.paths.runs_dir], config.leaderboard.out_dir,
-                                    n_resamples=int(config.leaderboard.n_resamples))
-        log.info("leaderboard rendered into %s", config.leaderboard.out_dir)
-        return result
-    except BenchError as exc:  # the sweep's results are safe on disk; say why there is no board
-        print(f"error: leaderboard not rendered: {exc}", flush=True)
+        failed = summary["counts"]["failed"]
+        if failed:
+            # Hydra runs the end callbacks last-listed first: this one is listed first, so it ends the sweep.
+            print(f"error: {failed} of {summary['n_jobs']} jobs failed; see {sweep_dir / SUMMARY_FILE}", file=sys.stderr)
+            sys.exit(1)

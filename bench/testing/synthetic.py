@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.record import write_record
+from bench.record import prob_column, prob_columns, write_record
 
 TASKS: dict[str, dict] = {
     "fracatlas_binary": {"name": "fracatlas_binary", "dataset": "fracatlas", "kind": "binary",
@@ -129,13 +129,13 @@ def make_run(root: str | Path, task: str = "fracatlas_binary", model: str = "res
         predictions = pd.DataFrame({"image_id": ids[ev], "split": split[ev], "label": lab,
                                     "pred": prob.argmax(axis=1)})
         for i, c in enumerate(classes):
-            predictions[f"prob_{c}"] = prob[:, i]
+            predictions[prob_column(c)] = prob[:, i]
         if spec["study_level"]:
             predictions["study_id"] = study[ev]
             predictions["patient_id"] = patient[ev]
     predictions = predictions.reset_index(drop=True)
     predictions.to_csv(run_dir / "predictions.csv", index=False, lineterminator="\n")
-    prob_cols = [f"prob_{c}" for c in classes]
+    prob_cols = prob_columns(classes)
 
     def split_metrics(df: pd.DataFrame) -> dict:
         return _metrics(df["label"].to_numpy(), df["pred"].to_numpy(), df[prob_cols].to_numpy(), spec)

@@ -1,4 +1,4 @@
 from bench.training.module import FractureClassifier
-from bench.training.run import load_run, run, run_id_for
+from bench.training.run import run, run_id_for
 
-__all__ = ["FractureClassifier", "load_run", "run", "run_id_for"]
+__all__ = ["FractureClassifier", "run", "run_id_for"]

@@ -23,7 +23,6 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
@@ -32,9 +31,11 @@ from bench.evaluation.plots import plot_confusion, plot_learning_curves, plot_ro
 from bench.evaluation.operating import validate_config as validate_operating_point
 from bench.evaluation.results import evaluate_extras
 from bench.evaluation.wandb_results import log_results, wandb_run_id
-from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
+from bench.record import atomic_write_json, atomic_write_text, prob_column, prob_columns, read_record, write_record
 from bench.training.best_checkpoint import best_section
 from bench.training.callbacks import EpochSeeder, HistoryWriter, ThroughputMeter
+from bench.spec import RunSpec, resolve_spec
+from bench.spec import instantiate as _instantiate
 from bench.training.module import FractureClassifier
 
 log = logging.getLogger(__name__)
@@ -99,60 +100,6 @@ def validate(cfg: DictConfig) -> None:
     from bench.models.pretrained import preflight
 
     preflight(cfg.model)
-
-
-def _instantiate(node: DictConfig, what: str, **kwargs):
-    """Hydra instantiate with a one-line error naming the config group and the bad key."""
-    try:
-        return instantiate(node, **kwargs)
-    except BenchError:
-        raise
-    except Exception as exc:  # Hydra wraps the constructor's TypeError/ValueError
-        cause = exc
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        if isinstance(cause, BenchError):
-            raise cause from None
-        msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        raise BenchError(f"{what} config ({node.get('_target_', '?')}): {msg}") from None
-
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def _zoo_entry(cfg: DictConfig):
-    from bench.models import ZOO
-
-    return ZOO.get(cfg.model.name)
-
-
-def _normalisation(cfg: DictConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean/std the backbone expects, known before building it (the data needs them first):
-    timm's pretrained config for the architecture; Ultralytics models take [0, 1] inputs."""
-    spec = _zoo_entry(cfg)
-    family = cfg.model.get("family") or getattr(spec, "family", "timm")
-    if family == "yolo":
-        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    arch = cfg.model.get("arch") or getattr(spec, "arch", None) or cfg.model.name
-    try:
-        import timm
-
-        pcfg = timm.get_pretrained_cfg(arch)
-        if pcfg is not None and pcfg.mean and pcfg.std:
-            return tuple(pcfg.mean), tuple(pcfg.std)
-    except Exception:  # unknown names are reported by create_model with suggestions
-        pass
-    return IMAGENET_MEAN, IMAGENET_STD
-
-
-def _image_size(cfg: DictConfig) -> int:
-    if cfg.size_policy == "native":
-        spec = _zoo_entry(cfg)
-        size = cfg.model.get("native_size") or getattr(spec, "native_size", None)
-        if not size:
-            raise BenchError(f"size_policy=native: model {cfg.model.name!r} has no native_size; set model.native_size")
-        return int(size)
-    return int(cfg.image_size)
 
 
 def _sweep_info() -> dict:
@@ -233,7 +180,7 @@ def _predict(module: FractureClassifier, dm, split: str, trainer: L.Trainer) -> 
     table = dm.table.iloc[rows]
     df = pd.DataFrame({"image_id": table["image_id"].to_numpy(), "split": split, "label": labels, "pred": probs.argmax(1)})
     for c, name in enumerate(dm.classes):
-        df[f"prob_{name}"] = probs[:, c]
+        df[prob_column(name)] = probs[:, c]
     for col in ("study_id", "patient_id"):
         if col in table.columns:
             df[col] = table[col].to_numpy()
@@ -243,7 +190,7 @@ def _predict(module: FractureClassifier, dm, split: str, trainer: L.Trainer) -> 
 
 
 def _probs(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
-    return df[[f"prob_{c}" for c in classes]].to_numpy()
+    return df[prob_columns(classes)].to_numpy()
 
 
 def _absolute_paths(cfg: DictConfig) -> None:
@@ -276,9 +223,8 @@ def run(cfg: DictConfig) -> dict:
     t_start = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
 
-    mean, std = _normalisation(cfg)
-    image_size = _image_size(cfg)
-    dm = _instantiate(cfg.data, "data", image_size=image_size, mean=list(mean), std=list(std))
+    spec = resolve_spec(cfg)  # model entry, input size, normalisation, protocol: once, here
+    dm = _instantiate(cfg.data, "data", **spec.data_kwargs())
     dm.prepare_data()
     dm.setup("fit")
     model = _instantiate(cfg.model, "model", num_classes=dm.num_classes)
@@ -317,21 +263,11 @@ def run(cfg: DictConfig) -> dict:
         if not trainer.is_global_zero:
             return {"status": "worker"}
         summary = _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, meter, history,
-                                       sweep, image_size, resume_from, t_start, fit_s)
+                                       sweep, spec, resume_from, t_start, fit_s)
         log_results(loggers, summary["record"], run_dir)
     finally:
         _finish_wandb(loggers)
-    if cfg.explain.get("enabled"):
-        from bench.explain import explain_run
-
-        explain_cfg = OmegaConf.to_container(cfg.explain, resolve=True)
-        explain_cfg.pop("enabled", None)
-        explain_run(run_dir, **explain_cfg)
-    if cfg.leaderboard.get("enabled") and not sweep:
-        from bench.leaderboard import render_leaderboard
-
-        render_leaderboard([cfg.paths.runs_dir], cfg.leaderboard.out_dir, n_resamples=cfg.leaderboard.n_resamples)
-    return summary
+    return summary  # explain and the leaderboard follow in bench.pipeline, from the run folder
 
 
 def _objective(record: dict, cfg: DictConfig) -> float:
@@ -341,7 +277,8 @@ def _objective(record: dict, cfg: DictConfig) -> float:
 
 
 def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, meter, history, sweep,
-                         image_size, resume_from, t_start, fit_s) -> dict:
+                         spec: RunSpec, resume_from, t_start, fit_s) -> dict:
+    image_size = spec.input_size
     best_path = ckpt_cb.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
     if not Path(best_path).is_file():
         raise BenchError(f"{best_path}: no checkpoint was written; check monitor.metric={cfg.monitor.metric} is logged")
@@ -389,7 +326,6 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
 
     net = module.model
     latency = inference_latency_ms(net, image_size, device=device) if cfg.measure_latency else None
-    spec = getattr(net, "spec", None)
     cam_layers = [name for name, _ in net.cam_layers()] if hasattr(net, "cam_layers") else []
     split_counts = dm.table["split"].value_counts().to_dict()
     split_cfg = OmegaConf.to_container(cfg.data.get("split"), resolve=True) if cfg.data.get("split") else {}
@@ -398,13 +334,9 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "task": {"name": cfg.data.name, "dataset": cfg.data.dataset, "kind": "binary" if dm.num_classes == 2 else "multiclass",
                  "classes": classes, "positive_index": dm.positive_index, "study_level": bool(getattr(dm, "study_level", False))},
-        "protocol": {"experiment": cfg.get("experiment_name") or "default", "image_size": image_size, "size_policy": cfg.size_policy,
-                     "balance": OmegaConf.to_container(cfg.data.get("balance"), resolve=True) if cfg.data.get("balance") else None,
-                     "augment": cfg.data.get("augment"), "epochs": int(cfg.trainer.max_epochs), "batch_size": int(cfg.data.batch_size),
-                     "optimizer": cfg.optim.name, "lr": float(cfg.optim.lr), "weight_decay": float(cfg.optim.weight_decay),
-                     "monitor": cfg.monitor.metric, "precision": str(cfg.trainer.precision), "pretrained": bool(cfg.model.get("pretrained", False))},
-        "model": {"name": cfg.model.name, "family": getattr(spec, "family", None), "arch": getattr(spec, "arch", cfg.model.get("arch")),
-                  "paper_name": getattr(spec, "paper_name", None), "pretrained": bool(cfg.model.get("pretrained", False)),
+        "protocol": dict(spec.protocol),
+        "model": {"name": cfg.model.name, "family": spec.model.family, "arch": spec.model.arch,
+                  "paper_name": spec.model.paper_name, "pretrained": bool(cfg.model.get("pretrained", False)),
                   "params": count_params(net), "gmacs": gmacs(net, image_size), "input_size": image_size, "cam_layers": cam_layers},
         "seed": int(cfg.seed),
         "split": {"file": "split.csv", "sha256": dm.split_hash, "seed": int(cfg.split_seed), **split_cfg,
@@ -428,28 +360,3 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
     write_record(run_dir, record)
     log.info("run %s complete: test %s", run_id, {k: round(v, 4) for k, v in metrics["test"].items() if isinstance(v, float)})
     return {"status": "complete", "run_id": run_id, "run_dir": str(run_dir), "objective": _objective(record, cfg), "record": record}
-
-
-def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[FractureClassifier, Any, dict]:
-    """Rebuild a finished run (model with its best weights, its data with the recorded split)."""
-    run_dir = Path(run_dir)
-    record = read_record(run_dir)
-    if record is None:
-        raise BenchError(f"{run_dir}: no complete run record (record.json); train it first or pick a finished run")
-    ckpt = run_dir / record.get("files", {}).get("best_checkpoint", "checkpoints/best.ckpt")
-    if not ckpt.is_file():
-        raise BenchError(f"{ckpt}: the run's best checkpoint is missing; re-run training for {record['run_id']}")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    OmegaConf.set_struct(cfg, False)
-    cfg.data.split_file = str(run_dir / "split.csv")
-    mean, std = _normalisation(cfg)
-    dm = _instantiate(cfg.data, "data", image_size=int(record["model"]["input_size"]), mean=list(mean), std=list(std))
-    dm.prepare_data()
-    dm.setup("test")
-    # The checkpoint holds every weight: do not load (or require) the pretrained file again.
-    model = _instantiate(cfg.model, "model", num_classes=dm.num_classes, pretrained=False, weights=None)
-    module = FractureClassifier(model, dm.classes, dm.positive_index, OmegaConf.to_container(cfg.optim, resolve=True))
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"])
-    module.eval().to(device)
-    return module, dm, record
