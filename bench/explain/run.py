@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from bench import runs
 from bench.errors import BenchError
+from bench.paths import slug
 from bench.explain.cams import METHODS, check_layer_order, logits_of, make_cam
 from bench.explain.cases import select_cases
 from bench.explain.layers import inner_module, resolve_layers
@@ -173,7 +174,7 @@ def _road(model, images, finals: dict, target_class, percentiles, batch_size, de
 
 
 def _png_name(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+    return slug(s, what="image_id")  # one safe path component (bench.paths)
 
 
 def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gradcam"),

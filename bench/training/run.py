@@ -34,9 +34,10 @@ from bench.evaluation.wandb_results import log_results, wandb_run_id
 from bench.record import atomic_write_json, atomic_write_text, prob_column, prob_columns, read_record, write_record
 from bench.training.best_checkpoint import best_section
 from bench.training.callbacks import EpochSeeder, HistoryWriter, ThroughputMeter
+from bench.models.cost import count_params, gmacs, inference_latency_ms
 from bench.spec import RunSpec, resolve_spec
 from bench.spec import instantiate as _instantiate
-from bench.training.module import FractureClassifier
+from bench.training.module import OPTIMIZERS, FractureClassifier
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,6 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"monitor.mode={cfg.monitor.mode!r}: use 'min' or 'max'")
     if cfg.monitor.metric == "val/loss" and cfg.monitor.mode != "min":
         raise BenchError("monitor.mode must be 'min' when monitor.metric=val/loss")
-    from bench.training.module import OPTIMIZERS
-
     if str(cfg.optim.name).lower() not in OPTIMIZERS:
         raise BenchError(f"optim.name={cfg.optim.name!r} is not supported; use one of {', '.join(sorted(OPTIMIZERS))}")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
@@ -321,8 +320,6 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
     atomic_write_json(run_dir / "data_report.json", dm.report)
     device = str(module.device)
     atomic_write_json(run_dir / "environment.json", _environment(cfg, device))
-
-    from bench.models.cost import count_params, gmacs, inference_latency_ms
 
     net = module.model
     latency = inference_latency_ms(net, image_size, device=device) if cfg.measure_latency else None
