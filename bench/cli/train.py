@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from bench.errors import BenchError
 from bench.sweep.plugins import ensure_plugins
@@ -58,13 +60,61 @@ def _main(cfg: DictConfig) -> float:
         if _is_multirun():
             raise  # the sweep records this job as failed and goes on with the others
         sys.exit(2)
+    except (InterpolationResolutionError, MissingMandatoryValue) as exc:
+        # A config value that cannot be resolved (${...} to nothing, ???): the user's to fix.
+        print(_config_error_text(exc), file=sys.stderr)
+        if _is_multirun():
+            raise
+        sys.exit(2)
+    except Exception as exc:
+        exc._bench_from_task = True  # type: ignore[attr-defined]  (a bug: main() shows its traceback)
+        raise
     # Optuna minimises/maximises this value: the monitored VALIDATION metric, never test.
     return summary.get("objective", float("nan"))
 
 
+def _is_config_error(exc: BaseException) -> bool:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(exc, (HydraException, OmegaConfBaseException)) and not getattr(exc, "_bench_from_task", False)
+
+
+def _config_error_text(exc: BaseException) -> str:
+    """Hydra's own message as ours: ``error: <first line>``, then Hydra's details (valid choices)."""
+    lines = [ln for ln in str(exc).strip().splitlines()]
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in str(exc):
+        lines += str(cause).strip().splitlines()  # e.g. "Key 'foo' is not in struct" under "Could not override 'foo'"
+    first = lines[0] if lines else type(exc).__name__
+    return "\n".join([f"error: {first}", *lines[1:]])
+
+
+def _run_app() -> None:
+    """Hydra's own override and config errors exit 2 with the one-line form first, as ours do.
+
+    Hydra prints its errors and exits 1 unless HYDRA_FULL_ERROR is set, in which case it raises
+    them: set it for the call, and tell Hydra's errors (composition, overrides) from the task's.
+    """
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _main()
+    except Exception as exc:
+        if not _is_config_error(exc):
+            raise
+        print(_config_error_text(exc), file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
 def main() -> None:
     # A sweep with a failed job exits 1 from its summary (bench.sweep.summary), after every job.
-    _main()
+    _run_app()
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
+import inspect
 import json
 import logging
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import time
@@ -25,7 +27,10 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bench.checkpoints import load_checkpoint
+from bench.env import use_cache_dir
 from bench.errors import BenchError
+from bench.paths import confined, slug
 from bench.evaluation.metrics import aggregate_by_study, compute_metrics
 from bench.evaluation.plots import plot_confusion, plot_learning_curves, plot_roc
 from bench.evaluation.operating import validate_config as validate_operating_point
@@ -33,7 +38,10 @@ from bench.evaluation.results import evaluate_extras
 from bench.evaluation.wandb_results import log_results, wandb_run_id
 from bench.record import atomic_write_json, atomic_write_text, prob_column, prob_columns, read_record, write_record
 from bench.training.best_checkpoint import best_section
-from bench.training.callbacks import EpochSeeder, HistoryWriter, ThroughputMeter
+from bench.training.callbacks import EpochSeeder, HistoryWriter, LastCheckpoint, ThroughputMeter
+from bench.training.config_checks import check_config
+from bench.training.lock import RunLock, RunLocked
+from bench.training.resume import apply_retention, resume_checkpoint
 from bench.models.cost import count_params, gmacs, inference_latency_ms
 from bench.spec import RunSpec, resolve_spec
 from bench.spec import instantiate as _instantiate
@@ -48,7 +56,8 @@ NON_RESULT_KEYS = (
     "measure_latency", "callbacks.progress_bar", "trainer.enable_progress_bar",
     "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.root", "data.cache_dir",
     "data.num_workers", "data.generate_if_missing", "data.pin_memory", "data.persistent_workers",
-    "hparams_search", "sweep", "weights_map",
+    "hparams_search", "sweep", "weights_map", "retention", "run_lock",
+    "callbacks.model_checkpoint.save_last",  # ignored: LastCheckpoint writes last.ckpt every epoch
 )
 VAL_METRICS = ("val/loss", "val/accuracy", "val/precision", "val/recall", "val/specificity", "val/f1", "val/auroc", "val/kappa")
 PACKAGES = ("torch", "torchvision", "lightning", "timm", "ultralytics", "torchmetrics", "grad-cam", "hydra-core", "wandb", "numpy", "pandas", "fracture-bench")
@@ -64,20 +73,25 @@ def _drop(container: dict, dotted: str) -> None:
     node.pop(leaf, None)
 
 
-def config_hash(cfg: DictConfig) -> str:
+def config_hash(cfg: DictConfig, data_fingerprint: str | None = None) -> str:
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in NON_RESULT_KEYS:
         _drop(container, key)
+    if data_fingerprint is not None:  # the files read (bench.data.fingerprint), not where they are
+        container["data_fingerprint"] = data_fingerprint
     text = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_id_for(cfg: DictConfig) -> str:
-    return f"{cfg.data.name}__{cfg.model.name}__s{cfg.seed}__{config_hash(cfg)[:8]}"
+def run_id_for(cfg: DictConfig, data_fingerprint: str | None = None) -> str:
+    # Config values become path components: slugged, so '../..' cannot leave paths.runs_dir.
+    return (f"{slug(cfg.data.name, 'data.name')}__{slug(cfg.model.name, 'model.name')}__s{int(cfg.seed)}__"
+            f"{config_hash(cfg, data_fingerprint)[:8]}")
 
 
 def validate(cfg: DictConfig) -> None:
     """Settings that Hydra's struct mode cannot check: fail at start, naming the key."""
+    check_config(cfg, VAL_METRICS)  # types and ranges of every value, callbacks' monitors included
     if cfg.size_policy not in ("protocol", "native"):
         raise BenchError(f"size_policy={cfg.size_policy!r}: use 'protocol' (one image_size for all) or 'native'")
     if not isinstance(cfg.image_size, int) or not 32 <= cfg.image_size <= 2048:
@@ -153,8 +167,7 @@ def _loggers(cfg: DictConfig, run_dir: Path, run_id: str, sweep: dict) -> list:
             tags = list(dict.fromkeys([*(node.get("tags") or []), cfg.data.name, cfg.model.name, str(cfg.get("experiment_name") or "default")]))
             wandb_logger = _instantiate(node, "logger", name=run_id, save_dir=str(run_dir), group=sweep.get("id", run_id),
                                         id=wandb_run_id(run_id), resume="allow", tags=tags)
-            wandb_logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-            loggers.append(wandb_logger)
+            loggers.append(wandb_logger)  # its hyperparameters are logged once the run folder is locked
         elif target.endswith("CSVLogger"):
             loggers.append(_instantiate(node, "logger", save_dir=str(run_dir)))
         else:
@@ -205,25 +218,24 @@ def run(cfg: DictConfig) -> dict:
         from bench.detection.run import run_detection  # Ultralytics' detection trainer (docs/detection.md)
 
         return run_detection(cfg)
-    validate(cfg)
+    validate(cfg)  # every config value, before anything is written (bench.training.config_checks)
     _absolute_paths(cfg)
-    run_id = run_id_for(cfg)
-    run_dir = Path(cfg.paths.runs_dir) / run_id
-    existing = read_record(run_dir)
-    if existing is not None and cfg.resume:
-        log.info("run %s is complete: skipped (set resume=false to train it again)", run_id)
-        return {"status": "skipped", "run_id": run_id, "run_dir": str(run_dir), "objective": _objective(existing, cfg)}
-    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last_ckpt) if (cfg.resume and last_ckpt.is_file()) else None
-    if not cfg.resume and run_dir.exists():
-        for stale in ("record.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt", "history.csv"):
-            (run_dir / stale).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    use_cache_dir(cfg.paths.cache_dir)  # W&B logs / torch hub under the cache folder, never $HOME
     t_start = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
 
     spec = resolve_spec(cfg)  # model entry, input size, normalisation, protocol: once, here
     dm = _instantiate(cfg.data, "data", **spec.data_kwargs())
+    # The run id includes the dataset's fingerprint (the files read, after selection; hashed
+    # without decoding): the same command on a copy of the data with other content is another run.
+    if hasattr(dm, "compute_data_fingerprint"):
+        dm.compute_data_fingerprint()
+    data_fingerprint = getattr(dm, "data_fingerprint", None)
+    run_id = run_id_for(cfg, data_fingerprint)
+    run_dir = confined(cfg.paths.runs_dir, run_id, what="run folder")
+    existing = read_record(run_dir)
+    if existing is not None and cfg.resume:
+        return _skip_complete(cfg, run_id, run_dir, existing)
     dm.prepare_data()
     dm.setup("fit")
     model = _instantiate(cfg.model, "model", num_classes=dm.num_classes)
@@ -235,8 +247,9 @@ def run(cfg: DictConfig) -> dict:
         module.compile_model()
 
     sweep = _sweep_info()
+    ckpt_dir = confined(run_dir, "checkpoints", what="checkpoint folder")
     history = HistoryWriter(run_dir / "history.csv")
-    meter = ThroughputMeter()
+    meter = ThroughputMeter(run_started=t_start)
     callbacks = [history, meter, EpochSeeder(cfg.seed)]
     ckpt_cb = None
     for name, node in (cfg.get("callbacks") or {}).items():
@@ -245,28 +258,85 @@ def run(cfg: DictConfig) -> dict:
         if node["_target_"].endswith("ProgressBar") and not cfg.trainer.get("enable_progress_bar", True):
             continue  # Lightning refuses a progress-bar callback when bars are off
         if node["_target_"].endswith("ModelCheckpoint"):
-            ckpt_cb = _instantiate(node, f"callbacks.{name}", dirpath=str(run_dir / "checkpoints"))
+            # last.ckpt is LastCheckpoint's (every epoch); Lightning's save_last follows top-k only.
+            ckpt_cb = _instantiate(node, f"callbacks.{name}", dirpath=str(ckpt_dir), save_last=False)
             callbacks.append(ckpt_cb)
         else:
             callbacks.append(_instantiate(node, f"callbacks.{name}"))
     if ckpt_cb is None:
         raise BenchError("callbacks: a ModelCheckpoint is required (the run record keeps the best checkpoint); use callbacks=default")
-    loggers = _loggers(cfg, run_dir, run_id, sweep)
+    callbacks.append(LastCheckpoint(ckpt_dir))  # after ModelCheckpoint: Lightning keeps Checkpoint order
+    loggers = _loggers(cfg, run_dir, run_id, sweep)  # lazy: W&B starts at log_hyperparams below
+    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+
+    # One writer per run folder (bench.training.lock); DDP's other ranks run under rank 0's lock.
+    lock_cfg = OmegaConf.to_container(cfg.run_lock, resolve=True) if cfg.get("run_lock") else {}
+    lock = RunLock(run_dir, **lock_cfg) if _launch_rank() == 0 else None
+    created = not run_dir.exists()
     try:
-        trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir))
+        if lock is not None:
+            lock.acquire()
+    except RunLocked as busy:
+        log.warning("%s", busy)
+        return {"status": "skipped", "reason": str(busy), "run_id": run_id, "run_dir": str(run_dir), "objective": float("nan")}
+    try:
+        existing = read_record(run_dir)  # finished by another process while this one set up
+        if existing is not None and cfg.resume:
+            return _skip_complete(cfg, run_id, run_dir, existing)
+        if not cfg.resume:
+            for stale in ("record.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt", "history.csv"):
+                (run_dir / stale).unlink(missing_ok=True)
+        resume_from = resume_checkpoint(run_dir) if cfg.resume else None
+        for lg in loggers:
+            if type(lg).__name__ == "WandbLogger":
+                lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         dm.write_split(run_dir / "split.csv")
         t_fit = time.perf_counter()
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
-        fit_s = time.perf_counter() - t_fit
+        # weights_only: last.ckpt is read as data (Lightning >= 2.5 takes the flag; torch's default otherwise)
+        data_only = {"weights_only": True} if "weights_only" in inspect.signature(trainer.fit).parameters else {}
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from, **data_only)
+        # A resumed run's cost figures cover the whole run: the attempts before count up to their
+        # last checkpoint (carried in it by ThroughputMeter).
+        fit_s = time.perf_counter() - t_fit + meter.prior_fit_s
+        t_start -= meter.prior_total_s
         if not trainer.is_global_zero:
             return {"status": "worker"}
         summary = _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, meter, history,
                                        sweep, spec, resume_from, t_start, fit_s)
         log_results(loggers, summary["record"], run_dir)
+        apply_retention(run_dir, cfg.get("retention", "keep_all"), summary["record"]["files"].get("best_checkpoint"))
+    except BaseException:
+        # A start that failed before it had anything to resume from leaves no folder behind.
+        if created and lock is not None and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            _finish_wandb(loggers)
+            lock.release()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         _finish_wandb(loggers)
+        if lock is not None:
+            lock.release()
     return summary  # explain and the leaderboard follow in bench.pipeline, from the run folder
+
+
+def _launch_rank() -> int:
+    """Global rank of this process as set by the launcher (Lightning DDP, srun); 0 otherwise."""
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(key)
+        if value not in (None, ""):
+            try:
+                if int(value) != 0:
+                    return int(value)
+            except ValueError:
+                continue
+    return 0
+
+
+def _skip_complete(cfg: DictConfig, run_id: str, run_dir: Path, existing: dict) -> dict:
+    log.info("run %s is complete: skipped (set resume=false to train it again)", run_id)
+    apply_retention(run_dir, cfg.get("retention", "keep_all"), (existing.get("files") or {}).get("best_checkpoint"))
+    return {"status": "skipped", "run_id": run_id, "run_dir": str(run_dir), "objective": _objective(existing, cfg)}
 
 
 def _objective(record: dict, cfg: DictConfig) -> float:
@@ -281,7 +351,7 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
     best_path = ckpt_cb.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
     if not Path(best_path).is_file():
         raise BenchError(f"{best_path}: no checkpoint was written; check monitor.metric={cfg.monitor.metric} is logged")
-    state = torch.load(best_path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(best_path)  # data only: a crafted pickle is refused, never run
     module.load_state_dict(state["state_dict"])
     best_epoch = int(state.get("epoch", -1))
     # Evaluation on one device, whatever the training strategy (DDP gathers are not needed).
@@ -347,7 +417,7 @@ def _evaluate_and_record(cfg, run_id, run_dir, dm, module, trainer, ckpt_cb, met
         "cost": {"device": device, "precision": str(cfg.trainer.precision), "train_images_per_s": meter.images_per_s,
                  "train_images": meter.all_images, "inference_ms_per_image": latency,
                  "wall_s": {"total": time.perf_counter() - t_start, "fit": fit_s, "test": test_s}},
-        "data": {"root": str(cfg.data.get("root")),
+        "data": {"root": str(cfg.data.get("root")), "fingerprint": getattr(dm, "data_fingerprint", None),
                  "generated": bool(getattr(dm, "generated", cfg.data.get("generate_if_missing", False))),
                  "truncated": dm.report.get("truncated", []) if isinstance(dm.report, dict) else None},
         "files": files,
