@@ -51,6 +51,7 @@ def note_run(summary: dict) -> None:
         "run_dir": summary.get("run_dir"),
         "objective": summary.get("objective"),
         "resumed_from": record.get("resumed_from"),
+        "reason": summary.get("reason"),  # e.g. a skip because another process holds the run (run.lock)
     })
 
 
@@ -101,7 +102,7 @@ def entry_from_return(job_num: int, job_return: JobReturn, job_dir: str | os.Pat
     run = _read_note(job_dir)
     objective = _finite(job_return._return_value)
     if run.get("status") == "skipped":
-        status, reason = "skipped", "run record already complete"
+        status, reason = "skipped", run.get("reason") or "run record already complete"
     elif run.get("resumed_from"):
         status, reason = "resumed", f"resumed from {run['resumed_from']}"
     else:
