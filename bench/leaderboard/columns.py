@@ -274,10 +274,6 @@ def table_columns(t) -> list[Column]:
     return cols
 
 
-#: Columns of the literature table (published rows): which of ours they can be read against.
-LITERATURE_COLUMNS = ("model", "source", "accuracy", "precision", "recall", "f1", "specificity", "auroc")
-
-
 def glossary() -> list[tuple[str, str]]:
     """(term, definition) for the definitions page and docs/leaderboards.md."""
     return [

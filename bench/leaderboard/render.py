@@ -31,7 +31,7 @@ import bench
 from bench.errors import BenchError
 from bench.leaderboard import templates
 from bench.leaderboard.collect import CACHE_FILE, Collection, collect, load_cache, save_cache
-from bench.leaderboard.columns import (COSTS, DISPLAY_METRICS, LITERATURE_COLUMNS, METRIC, METRICS, Column,
+from bench.leaderboard.columns import (COSTS, DISPLAY_METRICS, METRIC, METRICS, Column,
                                        explain_label, fmt_p, method_label, fnum, glossary, interval, isnum, mark, mean_sd,
                                        metric_label, sortval, table_columns)
 from bench.leaderboard.stats import ALPHA
@@ -235,8 +235,7 @@ def literature_notes(t: TaskTable) -> list[str]:
         sub = lit[lit["source"] == src]
         cites = "; ".join(dict.fromkeys(sub["citation"]))
         out.append(f"{src}: {sub['protocol_text'].iloc[0]}. {cites}.")
-    present = [m for m in LITERATURE_COLUMNS[2:] if f"{t.metric_split}_{m}_mean" in lit.columns
-               and lit[f"{t.metric_split}_{m}_mean"].notna().any()]
+    present = _lit_metric_cols(t)
     thr = [m for m in present if m != "auroc"]
     out.append("Comparable with our columns only in definition, not in protocol: different splits and class balance, "
                "single runs, no intervals. " + (f"{', '.join(metric_label(m, t.kind) for m in thr)} depend on the "
@@ -247,7 +246,7 @@ def literature_notes(t: TaskTable) -> list[str]:
 
 
 def _lit_metric_cols(t: TaskTable) -> list[str]:
-    return [m for m in LITERATURE_COLUMNS[2:] if f"{t.metric_split}_{m}_mean" in t.literature.columns
+    return [m for m in DISPLAY_METRICS if f"{t.metric_split}_{m}_mean" in t.literature.columns
             and t.literature[f"{t.metric_split}_{m}_mean"].notna().any()]
 
 
