@@ -90,5 +90,5 @@ def overlay_png(path: Path, display: np.ndarray, heat: np.ndarray, title: str, m
 
 def original_png(path: Path, display: np.ndarray) -> None:
     buf = io.BytesIO()
-    Image.fromarray(display, mode="L").save(buf, format="PNG")
+    Image.fromarray(display, mode="L").save(buf, format="PNG", compress_level=3)
     atomic_write_bytes(path, buf.getvalue())
