@@ -107,7 +107,7 @@ def test_same_command_again_skips_the_complete_run(single_run, workdir):
 def test_multirun_two_backbones_two_tasks_share_splits(workdir):
     _train(workdir, "-m", "data=tiny_fracatlas,tiny_fracatlas_region", "model=resnet18,mobilenetv3_small", *FAST,
            "paths.runs_dir=" + str(workdir / "sweep"), "leaderboard.enabled=true",
-           f"leaderboard.out_dir={workdir / 'board'}")
+           f"leaderboard.out_dir={workdir / 'board'}", "leaderboard.include_generated=true")
     records = _records(workdir / "sweep")
     assert len(records) == 4
     # leaderboard.enabled renders once at the end of the sweep, from all four records
