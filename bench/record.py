@@ -296,7 +296,8 @@ def _read_json(path: Path) -> Any:
     """The parsed file, or None when it is missing or not JSON (a run being written or killed)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+    # OSError: missing, a folder, unreadable; RecursionError: absurdly nested JSON (fuzzed).
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from bench.errors import BenchError, first_line
 from bench.leaderboard import stats
 from bench.leaderboard.collect import load_predictions, prediction_key
-from bench.leaderboard.literature import literature_for
+from bench.leaderboard.literature import literature_for, literature_metric_columns
 
 from bench.leaderboard.columns import DISPLAY_METRICS, LOWER_IS_BETTER  # noqa: E402  (one column table)
 COST_COLS = ("params", "gmacs", "train_images_per_s", "latency_ms")
@@ -411,9 +411,8 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     if not lit.empty:
         lit_rows = pd.DataFrame({"model": lit["model"], "source": lit["source"], "citation": lit["citation"],
                                  "protocol_text": lit["protocol"], "note": lit["note"]})
-        for m in DISPLAY_METRICS:
-            if m in lit.columns:
-                lit_rows[f"{split}_{m}_mean"] = pd.to_numeric(lit[m], errors="coerce")
+        # A published number sits in the column of its own level (image vs study), not the task's.
+        lit_rows = pd.concat([lit_rows, literature_metric_columns(lit, DISPLAY_METRICS)], axis=1)
     if agg["protocol_experiment"].nunique(dropna=False) < agg["protocol_key"].nunique():
         notes.append("several protocols share an experiment name: the protocol key tells them apart")
     if (agg["n_splits"] > 1).any():
