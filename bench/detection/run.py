@@ -23,6 +23,8 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
+from bench.paths import confined
+from bench.training.lock import RunLock, RunLocked
 from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
 
 log = logging.getLogger(__name__)
@@ -159,17 +161,33 @@ def _metrics_of(res) -> dict:
 
 def run_detection(cfg: DictConfig) -> dict:
     """Train and evaluate one detection configuration; returns the summary ``bench-train`` reports."""
-    from bench.training.run import _absolute_paths, _environment, _sweep_info, run_id_for
+    from bench.training.run import _absolute_paths, run_id_for
 
     _validate(cfg)
     _absolute_paths(cfg)
     run_id = run_id_for(cfg)
-    run_dir = Path(cfg.paths.runs_dir) / run_id
+    run_dir = confined(cfg.paths.runs_dir, run_id, what="run folder")
     existing = read_record(run_dir)
     if existing is not None and cfg.resume:
         log.info("run %s is complete: skipped (set resume=false to train it again)", run_id)
         return {"status": "skipped", "run_id": run_id, "run_dir": str(run_dir),
                 "objective": existing.get("metrics", {}).get("val", {}).get("map50", float("nan"))}
+    # One writer per run folder, as for classification runs (bench.training.lock).
+    lock_cfg = OmegaConf.to_container(cfg.run_lock, resolve=True) if cfg.get("run_lock") else {}
+    try:
+        lock = RunLock(run_dir, **lock_cfg).acquire()
+    except RunLocked as busy:
+        log.warning("%s", busy)
+        return {"status": "skipped", "reason": str(busy), "run_id": run_id, "run_dir": str(run_dir), "objective": float("nan")}
+    try:
+        return _train_detection(cfg, run_id, run_dir)
+    finally:
+        lock.release()
+
+
+def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
+    from bench.training.run import _environment, _sweep_info
+
     ultra_dir = run_dir / "ultralytics"
     if not cfg.resume and run_dir.exists():
         (run_dir / "record.json").unlink(missing_ok=True)
