@@ -15,9 +15,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
-from bench.explain import explain_run
-from bench.leaderboard import render_leaderboard
-from bench.training import run as train
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +22,11 @@ log = logging.getLogger(__name__)
 def run_pipeline(cfg: DictConfig) -> dict:
     """Train (or skip / resume) one configuration, then explain it and render the leaderboard
     when ``explain.enabled`` / ``leaderboard.enabled``; returns training's run summary."""
+    # The stages are imported here, not at the top: Hydra builds LeaderboardAfterSweep before
+    # every run, and torch / Lightning would delay even a one-line config error by 10-15 s.
+    from bench.explain import explain_run
+    from bench.training import run as train
+
     summary = train(cfg)
     record = summary.get("record") or {}
     if summary.get("status") != "complete" or (record.get("task") or {}).get("kind") == "detection":
@@ -43,6 +45,8 @@ def explain_options(cfg: DictConfig) -> dict[str, Any]:
 
 
 def render(cfg: DictConfig):
+    from bench.leaderboard import render_leaderboard
+
     return render_leaderboard([cfg.paths.runs_dir], cfg.leaderboard.out_dir,
                               n_resamples=int(cfg.leaderboard.n_resamples),
                               include_generated=bool(cfg.leaderboard.get("include_generated", False)))

@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from bench.cli.train_feedback import check_data_path, final_line
 from bench.errors import BenchError
 from bench.sweep.plugins import ensure_plugins
 
@@ -47,14 +48,16 @@ def _quiet_libraries() -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _main(cfg: DictConfig) -> float:
-    _quiet_libraries()
-    # Here, not at the top: `bench-train --help` and config errors need no torch / Lightning.
-    from bench.pipeline import run_pipeline
-    from bench.sweep.summary import note_run
-
     try:
+        check_data_path(cfg)  # before the heavy imports: a missing dataset is reported in seconds
+        _quiet_libraries()
+        # Here, not at the top: `bench-train --help` and config errors need no torch / Lightning.
+        from bench.pipeline import run_pipeline
+        from bench.sweep.summary import note_run
+
         summary = run_pipeline(cfg)
         note_run(summary)  # the sweep summary reports finished / resumed / skipped
+        print(final_line(summary, str(cfg.monitor.metric)), flush=True)  # the run folder and what the numbers are
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if _is_multirun():

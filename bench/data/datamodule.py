@@ -218,8 +218,8 @@ class FractureDataModule(L.LightningDataModule):
             return self._selected
         if not self.root.exists():
             raise BenchError(
-                f"data.root={self.root} does not exist: point it at the dataset "
-                f"(or use data=tiny_fracatlas, which generates a fixture)"
+                f"data.root={self.root} does not exist: set paths.data_dir=DIR (the folder holding the dataset) "
+                f"or data.root=DIR; data=tiny_fracatlas trains on a generated fixture"
             )
         if self.dataset == "fracatlas":
             table, info = load_fracatlas(self.root, task=self.task, label_source=self.label_source, symlinks=self.symlinks)
