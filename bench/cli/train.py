@@ -44,6 +44,14 @@ def _quiet_libraries() -> None:
         lib_logger.propagate = True  # to Hydra's handlers (console + the job's log file)
     warnings.filterwarnings("ignore", message=r".*`srun` command is available on your system")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Known noise, by its exact text (other warnings stay): a small train set has fewer batches
+    # than log_every_n_steps (train/loss is logged per epoch anyway); Lightning's litlogger tip.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval Trainer\(log_every_n_steps")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_drop_known_noise)
+
+
+def _drop_known_noise(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

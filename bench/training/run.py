@@ -40,6 +40,7 @@ from bench.record import atomic_write_json, atomic_write_text, prob_column, prob
 from bench.training.best_checkpoint import best_section
 from bench.training.callbacks import EpochSeeder, HistoryWriter, LastCheckpoint, ThroughputMeter
 from bench.training.config_checks import check_config
+from bench.training.epoch_log import EpochLine, output_is_terminal
 from bench.training.lock import RunLock, RunLocked
 from bench.training.resume import apply_retention, resume_checkpoint
 from bench.models.cost import count_params, gmacs, inference_latency_ms
@@ -167,6 +168,9 @@ def _loggers(cfg: DictConfig, run_dir: Path, run_id: str, sweep: dict) -> list:
             tags = list(dict.fromkeys([*(node.get("tags") or []), cfg.data.name, cfg.model.name, str(cfg.get("experiment_name") or "default")]))
             wandb_logger = _instantiate(node, "logger", name=run_id, save_dir=str(run_dir), group=sweep.get("id", run_id),
                                         id=wandb_run_id(run_id), resume="allow", tags=tags)
+            # Lightning passes anonymous=None to wandb.init, which W&B warns about on every run
+            # ("The anonymous setting has no effect"): not passed at all, nothing is lost.
+            getattr(wandb_logger, "_wandb_init", {}).pop("anonymous", None)
             loggers.append(wandb_logger)  # its hyperparameters are logged once the run folder is locked
         elif target.endswith("CSVLogger"):
             loggers.append(_instantiate(node, "logger", save_dir=str(run_dir)))
@@ -251,6 +255,8 @@ def run(cfg: DictConfig) -> dict:
     history = HistoryWriter(run_dir / "history.csv")
     meter = ThroughputMeter(run_started=t_start)
     callbacks = [history, meter, EpochSeeder(cfg.seed)]
+    if not output_is_terminal():
+        callbacks.append(EpochLine())  # a log file gets one line per epoch, not the bar's last frame
     ckpt_cb = None
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is None or "_target_" not in node:
