@@ -149,7 +149,10 @@ def test_mura_layout_run_reports_study_level_metrics(workdir):
     ("data.root=/nonexistent/fracatlas", "/nonexistent/fracatlas"),
 ])
 def test_bad_settings_fail_fast_with_one_line_naming_the_key(workdir, override, needle):
-    proc = _train(workdir, "data=fracatlas_binary", *FAST, override, check=False)
+    # A missing dataset is reported first, within seconds (before the heavy imports): the key
+    # checks run on the generated fixture, the missing-path check on the real-data config.
+    data = "data=fracatlas_binary" if override.startswith("data.root=") else "data=tiny_fracatlas"
+    proc = _train(workdir, data, *FAST, override, check=False)
     assert proc.returncode != 0
     if override.startswith("model="):
         assert needle in proc.stderr  # Hydra's own message names the missing config

@@ -174,6 +174,7 @@ def run_detection(cfg: DictConfig) -> dict:
                 "objective": existing.get("metrics", {}).get("val", {}).get("map50", float("nan"))}
     # One writer per run folder, as for classification runs (bench.training.lock).
     lock_cfg = OmegaConf.to_container(cfg.run_lock, resolve=True) if cfg.get("run_lock") else {}
+    created = not run_dir.exists()
     try:
         lock = RunLock(run_dir, **lock_cfg).acquire()
     except RunLocked as busy:
@@ -181,6 +182,12 @@ def run_detection(cfg: DictConfig) -> dict:
         return {"status": "skipped", "reason": str(busy), "run_id": run_id, "run_dir": str(run_dir), "objective": float("nan")}
     try:
         return _train_detection(cfg, run_id, run_dir)
+    except BaseException:
+        # A start that failed before it had anything to resume from leaves no folder behind.
+        if created and not any((run_dir / "ultralytics").rglob("last.pt")):
+            lock.release()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         lock.release()
 
