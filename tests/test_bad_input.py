@@ -448,3 +448,17 @@ def test_bench_train_records_the_bomb_as_unreadable_and_stops_on_an_empty_class(
     proc = subprocess.run(base + ["data=fracatlas_region"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[0].startswith("error: data.task=region: class 'leg' has no images")
+
+
+def test_text_as_jpg_is_not_an_image_after_ultralytics_is_imported(tmp_path):
+    """Importing ultralytics patches Image.open (a HEIF-plugin fallback that fails offline): our
+    decoder keeps Pillow's own, so a text file stays 'not an image', not a ModuleNotFoundError."""
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+
+    from bench.data.decode import decode_image
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(Exception) as info:
+        decode_image(bad, "load")
+    assert "ModuleNotFoundError" not in repr(info.value) and "pi_heif" not in str(info.value)

@@ -51,6 +51,18 @@ class UnreadableImage(BenchError):
         self.reason = reason
 
 
+
+def _pil_open():
+    """Pillow's own ``Image.open``: importing ultralytics replaces it with a wrapper that, on an
+    unidentified file, tries to install and register a HEIF plugin (``pi_heif``) and then fails with
+    ModuleNotFoundError: a text file named .jpg must stay 'not an image', whoever imported what."""
+    opener = Image.open
+    if getattr(opener, "__module__", "").startswith("ultralytics"):
+        import sys
+
+        opener = getattr(sys.modules.get(opener.__module__), "_image_open", opener)
+    return opener
+
 def check_max_image_pixels(value) -> int:
     """``data.max_image_pixels`` as a positive int (None: Pillow's default)."""
     if value is None:
@@ -123,7 +135,7 @@ def _too_many_pixels(path: str, what: str, max_pixels: int) -> UnreadableImage:
 
 
 def _open_loaded(path: str, max_pixels: int) -> Image.Image:
-    with Image.open(path) as img:
+    with _pil_open()(path) as img:
         # Pillow itself only raises above twice its limit (and warns between): check before load().
         if img.width * img.height > max_pixels:
             raise _too_many_pixels(path, f"{img.width}x{img.height} = {img.width * img.height} pixels", max_pixels)
