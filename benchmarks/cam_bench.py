@@ -35,6 +35,19 @@ def _best(fn, repeats):
     return min(times), out
 
 
+def _interleaved(cases: dict, repeats: int) -> tuple[dict, dict, dict]:
+    """Run the variants round by round (machine noise hits all of them alike); per variant the
+    CPU seconds of this process, the wall seconds, and the last output."""
+    times, walls, outs = {k: [] for k in cases}, {k: [] for k in cases}, {}
+    for _ in range(repeats):
+        for k, fn in cases.items():
+            t, c = time.perf_counter(), time.process_time()
+            outs[k] = fn()
+            times[k].append(time.process_time() - c)
+            walls[k].append(time.perf_counter() - t)
+    return times, walls, outs
+
+
 def main(argv=None) -> None:
     import timm
     from pytorch_grad_cam import GradCAMPlusPlus
@@ -83,17 +96,8 @@ def main(argv=None) -> None:
              "last": lambda: ours(layers[-1:]), "stock": stock}
     # CPU seconds of this process (all its threads) next to wall time: on a machine shared with
     # other jobs the wall time mostly measures the others; the ratios use CPU seconds.
-    times = {k: [] for k in cases}
-    walls = {k: [] for k in cases}
-    maps_all = None
-    for _ in range(args.repeats):
-        for k, fn in cases.items():
-            t, c = time.perf_counter(), time.process_time()
-            out = fn()
-            times[k].append(time.process_time() - c)
-            walls[k].append(time.perf_counter() - t)
-            if k == "all":
-                maps_all = out
+    times, walls, outs = _interleaved(cases, args.repeats)
+    maps_all = outs["all"]
     if os.environ.get("CAM_BENCH_RAW"):
         print("cpu", {k: [round(t, 3) for t in v] for k, v in times.items()})
         print("wall", {k: [round(t, 3) for t in v] for k, v in walls.items()})
@@ -138,14 +142,7 @@ def main(argv=None) -> None:
             return out
 
         ours_eigen(), stock_eigen()  # warm-up
-        et = {"ours": [], "stock": []}
-        ew = {"ours": [], "stock": []}
-        for _ in range(args.repeats):
-            for k, fn in (("ours", ours_eigen), ("stock", stock_eigen)):
-                t, c = time.perf_counter(), time.process_time()
-                fn()
-                et[k].append(time.process_time() - c)
-                ew[k].append(time.perf_counter() - t)
+        et, ew, _ = _interleaved({"ours": ours_eigen, "stock": stock_eigen}, args.repeats)
         ratio = float(np.median(np.array(ew["stock"]) / np.array(ew["ours"])))
         rows += [
             ("(d) stock EigenCAM, 16 layers", min(et["stock"]), f"{args.batch / min(ew['stock']):.2f} img/s wall"),
