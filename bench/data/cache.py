@@ -58,8 +58,9 @@ def _inside(child: Path, parent: Path) -> bool:
         return False
 
 
-def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, truncated: str,
-              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Path:
+def cache_location(cache_dir: str | os.PathLike, root: str | os.PathLike) -> tuple[Path, Path, str]:
+    """Resolved cache folder and dataset root, and a short tag of the root, after checking that the
+    cache is not inside the (read-only) dataset. Every cache keyed by dataset root starts here."""
     cache_dir = Path(cache_dir).expanduser().resolve()
     root = Path(root).expanduser().resolve()
     if _inside(cache_dir, root):
@@ -67,7 +68,12 @@ def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, 
             f"data.cache_dir={cache_dir} is inside the dataset root {root}: datasets are read-only, "
             f"choose a cache_dir outside it (e.g. paths.cache_dir)"
         )
-    tag = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return cache_dir, root, hashlib.sha256(str(root).encode()).hexdigest()[:12]
+
+
+def store_dir(cache_dir: str | os.PathLike, root: str | os.PathLike, size: int, truncated: str,
+              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Path:
+    cache_dir, root, tag = cache_location(cache_dir, root)
     # The default limit keeps the historic store name; another limit can change which files are readable.
     limit = "" if int(max_image_pixels) == DEFAULT_MAX_IMAGE_PIXELS else f"_p{int(max_image_pixels)}"
     return cache_dir / "decoded" / f"{root.name or 'root'}-{tag}_s{int(size)}_{truncated}{limit}"

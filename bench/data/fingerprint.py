@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data.cache import _inside, _locked
+from bench.data.cache import _locked, cache_location
 from bench.data.fracatlas import annotation_path, file_sha256
 from bench.errors import BenchError
 from bench.record import atomic_write_json
@@ -49,14 +49,7 @@ class Fingerprint:
 
 
 def index_path(cache_dir: str | os.PathLike, root: str | os.PathLike) -> Path:
-    cache_dir = Path(cache_dir).expanduser().resolve()
-    root = Path(root).expanduser().resolve()
-    if _inside(cache_dir, root):
-        raise BenchError(
-            f"data.cache_dir={cache_dir} is inside the dataset root {root}: datasets are read-only, "
-            f"choose a cache_dir outside it (e.g. paths.cache_dir)"
-        )
-    tag = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    cache_dir, root, tag = cache_location(cache_dir, root)
     return cache_dir / "fingerprint" / f"{root.name or 'root'}-{tag}.json"
 
 
