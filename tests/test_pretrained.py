@@ -200,10 +200,13 @@ def test_offline_without_weights_fails_before_any_data_and_fast(tmp_path, monkey
 
 
 def test_offline_without_weights_cli_prints_one_error_line(tmp_path):
+    # the data folder exists (bench-train checks a missing one before its heavy imports): the
+    # weights error comes before anything is read from it
+    (tmp_path / "data" / "fracatlas").mkdir(parents=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "th"),
            "WANDB_MODE": "offline"}
     proc = subprocess.run([sys.executable, "-m", "bench.cli.train", "experiment=seed002_binary", "model=densenet121",
-                           f"paths.root_dir={tmp_path}", f"paths.data_dir={tmp_path / 'none'}", "logger=none"],
+                           f"paths.root_dir={tmp_path}", f"paths.data_dir={tmp_path / 'data'}", "logger=none"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
