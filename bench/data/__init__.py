@@ -1,4 +1,5 @@
-"""Data stage: FracAtlas / MURA loading, decoding, cache, splits, balancing, augmentation, report.
+"""Data stage: the dataset registry (``bench.data.registry``, one module a dataset in
+``bench/data/datasets/``), FracAtlas / MURA loading, decoding, cache, splits, balancing, augmentation, report.
 
 Names are imported lazily so that ``bench.data.cache`` or ``bench-data`` do not pay for importing
 torch and Lightning (the datamodule does).
@@ -10,6 +11,10 @@ import importlib
 
 _EXPORTS = {
     "FractureDataModule": "bench.data.datamodule",
+    "DatasetSource": "bench.data.registry",
+    "register_dataset": "bench.data.registry",
+    "get_dataset": "bench.data.registry",
+    "dataset_names": "bench.data.registry",
     "DecodedImage": "bench.data.decode",
     "SkippedImage": "bench.data.decode",
     "decode_image": "bench.data.decode",

@@ -1,4 +1,7 @@
-"""FractureDataModule: FracAtlas or MURA -> cached uint8 images -> split -> balance -> loaders.
+"""FractureDataModule: a registered dataset -> cached uint8 images -> split -> balance -> loaders.
+
+What differs between datasets (loader, tasks, default split, extra columns, fixture) comes from
+its module in ``bench/data/datasets/`` through ``bench.data.registry``.
 
 Per step the loader only indexes an in-memory uint8 array and runs the v2 transform: decoding
 happens once, in the cache (``bench/data/cache.py``), shared by every epoch, run and seed.
@@ -8,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,17 +25,15 @@ from bench.data import balance as balance_mod
 from bench.data import splits as splits_mod
 from bench.data.cache import build_cache
 from bench.data.decode import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels
-from bench.data.fingerprint import dataset_files, file_digests, fingerprint_files
+from bench.data.fingerprint import dataset_files, fingerprint_files
+from bench.data.registry import LoadRequest, fixture_into, get_dataset
 from bench.data.symlinks import check_policy as check_symlink_policy
-from bench.data.fracatlas import duplicate_groups, load_fracatlas
-from bench.data.mura import load_mura
 from bench.data.report import build_report
 from bench.data.transforms import eval_transform, train_transform
 from bench.errors import BenchError
 
 DEFAULT_SPLIT = {"method": "ratio", "ratios": [0.72, 0.18, 0.10], "n_folds": 5, "fold": 0, "val_fraction": 0.1}
 DEFAULT_BALANCE = {"policy": "none", "per_class": None, "class_weight": False, "augment_rows": "all"}
-TASKS = {"fracatlas": ("binary", "region"), "mura": ("abnormal", "binary")}
 
 
 def _plain(obj: Any) -> Any:
@@ -104,26 +103,6 @@ class CachedImageDataset(Dataset):
             gen.set_state(state)
 
 
-def generate_fixture(dataset: str, root: Path, seed: int = 0) -> None:
-    """Write a tiny fixture at ``root`` atomically (temp folder + rename), for the quickstart."""
-    from bench.testing import fixtures
-
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
-        if dataset == "fracatlas":
-            fixtures.make_fracatlas(tmp / "data", n=200, seed=seed, bad_files=True)
-        else:
-            fixtures.make_mura(tmp / "data", n_patients=60, seed=seed, bad_files=True)
-        try:
-            os.rename(tmp / "data", root)
-        except OSError:
-            if not root.exists():  # another process won the race otherwise
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 class FractureDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -153,18 +132,18 @@ class FractureDataModule(L.LightningDataModule):
         decode_workers: int | None = None,
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
         symlinks: str = "refuse",
+        options: Mapping | None = None,  # a registered dataset's own keys (data.options.*)
     ):
         super().__init__()
-        if dataset not in TASKS:
-            raise BenchError(f"data.dataset={dataset!r}: use fracatlas or mura")
-        if task not in TASKS[dataset]:
-            raise BenchError(f"data.task={task!r} is not a {dataset} task: use {' or '.join(TASKS[dataset])}")
+        self.source = get_dataset(dataset)
+        self.source.check_task(task)
         self.dataset = dataset
         self.root = Path(os.path.expanduser(str(root)))
         self.task = task
         self.label_source = label_source
         self.body_part = body_part
-        self.split_cfg = {**DEFAULT_SPLIT, **({"method": "official"} if dataset == "mura" else {}), **_plain(split or {})}
+        self.options = {"label_source": label_source, "body_part": body_part, **_plain(options or {})}
+        self.split_cfg = {**DEFAULT_SPLIT, "method": self.source.default_split, **_plain(split or {})}
         self.split_file = split_file
         self.balance_cfg = {**DEFAULT_BALANCE, **_plain(balance or {})}
         self.augment = augment
@@ -199,7 +178,7 @@ class FractureDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ setup
     def prepare_data(self) -> None:
         if self.generate_if_missing and not self.root.exists():
-            generate_fixture(self.dataset, self.root, seed=0)
+            fixture_into(self.dataset, self.root, seed=0)
 
     def _require_every_class(self, table: pd.DataFrame, after: str) -> None:
         """A class the task needs with no image is an error now, not NaN metrics after training."""
@@ -221,19 +200,14 @@ class FractureDataModule(L.LightningDataModule):
                 f"data.root={self.root} does not exist: set paths.data_dir=DIR (the folder holding the dataset) "
                 f"or data.root=DIR; data=tiny_fracatlas trains on a generated fixture"
             )
-        if self.dataset == "fracatlas":
-            table, info = load_fracatlas(self.root, task=self.task, label_source=self.label_source, symlinks=self.symlinks)
-            # One hashing pass, remembered: the duplicate check and the fingerprint share it.
-            digests, _, _ = file_digests(table["path"].tolist(), self.cache_dir, info["root"], self.decode_workers)
-            table["group"], dups = duplicate_groups(table, digests=digests)
-        else:
-            table, info = load_mura(self.root, body_part=self.body_part, symlinks=self.symlinks)
-            table["group"] = table["patient_id"].astype(object)
-            dups = []
+        loaded = self.source.load(LoadRequest(root=self.root, task=self.task, symlinks=self.symlinks,
+                                              cache_dir=self.cache_dir, decode_workers=self.decode_workers,
+                                              options=self.options))
+        table, info, dups = loaded.table, loaded.info, loaded.duplicate_groups
         self.classes = list(info["classes"])
         self.num_classes = len(self.classes)
         self.positive_index = info["positive_index"] if self.num_classes == 2 else None
-        self.study_level = self.dataset == "mura"
+        self.study_level = self.source.study_level
         refused = len(info.get("symlinks_refused", []))
         self._require_every_class(table, f" (after {refused} symlink refusals)" if refused else "")
 
@@ -300,8 +274,7 @@ class FractureDataModule(L.LightningDataModule):
                 raise BenchError(f"split {s!r} is empty ({len(table)} images): use more images or other split ratios")
 
         cols = ["image_id", "path", "label", "split", "group"]
-        extra = ["study_id", "patient_id", "official_split"] if self.dataset == "mura" else ["region", "boxes", "fractured_folder", "fractured_csv"]
-        self.table = table[cols + extra + ["truncated"]].copy()
+        self.table = table[cols + list(self.source.extra_columns) + ["truncated"]].copy()
         self.split_hash = splits_mod.split_hash(self.table)
 
         # Cached images in RAM, in table order (row r of the table is image r).

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.data.cache import _locked, cache_location
-from bench.data.fracatlas import annotation_path, file_sha256
+from bench.data.fracatlas import file_sha256
+from bench.data.registry import get_dataset
 from bench.errors import BenchError
 from bench.record import atomic_write_json
 
@@ -128,12 +129,4 @@ def fingerprint_files(paths: list[str], root: str | os.PathLike, cache_dir: str 
 
 def dataset_files(dataset: str, table, info: dict) -> list[str]:
     """Every file a run of ``table`` reads: its images plus the label files of the dataset."""
-    root = Path(info["root"])
-    paths = [str(p) for p in table["path"]]
-    if dataset == "fracatlas":
-        paths.append(str(root / "dataset.csv"))
-        paths += [str(a) for a in (annotation_path(root, i) for i in table["image_id"]) if a.is_file()]
-    else:
-        mura = root / "MURA-v1.1"
-        paths += [str(mura / f"{s}_{kind}.csv") for s in ("train", "valid") for kind in ("image_paths", "labeled_studies")]
-    return paths
+    return [str(p) for p in table["path"]] + get_dataset(dataset).label_files(Path(info["root"]), table)

@@ -49,7 +49,7 @@ def evaluate_extras(op_cfg: Mapping | None, preds: pd.DataFrame, metrics: dict, 
     plot_reliability(bins, Path(run_dir) / RELIABILITY_PLOT, (metrics.get("test") or {}).get("ece"),
                      binary=pos is not None and len(classes) == 2, title=title)
     subgroups: dict = {}
-    if getattr(dm, "dataset", None) == "fracatlas" or "region" in dm.table.columns:
+    if "region" in dm.table.columns:  # FracAtlas's attributes (bench/data/datasets/fracatlas.py keeps the column)
         attrs = fracatlas_attributes(dm.table, getattr(dm, "root", None))
         threshold = at_test["threshold"] if at_test is not None else None
         subgroups = subgroup_metrics(test, attrs, classes, pos, threshold=threshold)
