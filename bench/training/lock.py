@@ -30,7 +30,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = "run.lock"
+# The take-over rule and the lock reader live in bench.run_folder (bench-train --plan reads locks
+# without importing Lightning); re-exported here.
+from bench.run_folder import LOCK_FILE, lock_stale_reason, read_lock  # noqa: E402,F401
+from bench.run_folder import pid_alive as _pid_alive  # noqa: E402,F401
 STALE_AFTER_S = 600.0
 HEARTBEAT_S = 30.0
 
@@ -47,27 +50,6 @@ class RunLocked(Exception):
             f"{path.parent.name} is being trained by host {holder.get('host')} pid {holder.get('pid')} "
             f"(heartbeat {age_s:.0f} s ago; taken over after {stale_after_s:.0f} s without one): skipped"
         )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def read_lock(path: str | os.PathLike) -> dict | None:
-    """The lock's content, ``{}`` for an unreadable (torn) one, None when there is no lock."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class RunLock:
@@ -91,21 +73,7 @@ class RunLock:
                             "slurm_job_id": os.environ.get("SLURM_JOB_ID")}) + "\n").encode()
 
     def _stale_reason(self, holder: dict) -> str | None:
-        if not holder:  # torn or foreign: counts from the file's modification time
-            try:
-                age = time.time() - self.path.stat().st_mtime
-            except FileNotFoundError:
-                return "lock file gone"
-            return f"unreadable lock file, unchanged for {age:.0f} s" if age > self.stale_after_s else None
-        age = time.time() - float(holder.get("heartbeat", 0) or 0)
-        if age > self.stale_after_s:
-            return f"no heartbeat for {age:.0f} s"
-        if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1))):
-            return f"pid {holder.get('pid')} on this host is gone"
-        job = os.environ.get("SLURM_JOB_ID")
-        if job and holder.get("slurm_job_id") == job and holder.get("pid") != os.getpid():
-            return f"SLURM job {job} was requeued"
-        return None
+        return lock_stale_reason(self.path, holder, self.stale_after_s)
 
     # -- acquire / release -----------------------------------------------------------------
     def acquire(self) -> RunLock:

@@ -7,10 +7,8 @@ skips a complete run and resumes an interrupted one from ``checkpoints/last.ckpt
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
 import inspect
-import json
 import logging
 import os
 import platform
@@ -30,7 +28,11 @@ from omegaconf import DictConfig, OmegaConf
 from bench.checkpoints import load_checkpoint
 from bench.env import use_cache_dir
 from bench.errors import BenchError
-from bench.paths import confined, slug
+from bench.paths import confined
+# The run id and its hash live in bench.run_folder (importable without torch: bench-train --plan);
+# re-exported here for bench.detection.run and the tests.
+from bench.run_folder import NON_RESULT_KEYS, config_hash, run_id_for  # noqa: F401
+from bench.run_folder import absolute_paths as _absolute_paths
 from bench.evaluation.metrics import aggregate_by_study, compute_metrics
 from bench.evaluation.plots import plot_confusion, plot_learning_curves, plot_roc
 from bench.evaluation.operating import validate_config as validate_operating_point
@@ -45,53 +47,21 @@ from bench.training.lock import RunLock, RunLocked
 from bench.training.resume import apply_retention, resume_checkpoint
 from bench.models.cost import count_params, gmacs, inference_latency_ms
 from bench.spec import RunSpec, resolve_spec
+from bench.tasks import CLASSIFICATION, task_kind
 from bench.spec import instantiate as _instantiate
 from bench.training.module import OPTIMIZERS, FractureClassifier
 
 log = logging.getLogger(__name__)
 
-# Config keys that do not change a run's results: left out of the run id hash, so that moving
-# the data, renaming the cache or switching W&B on does not turn a finished run into a new one.
-NON_RESULT_KEYS = (
-    "paths", "logger", "explain", "leaderboard", "hydra", "tags", "task_name", "resume",
-    "measure_latency", "callbacks.progress_bar", "trainer.enable_progress_bar",
-    "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.root", "data.cache_dir",
-    "data.num_workers", "data.generate_if_missing", "data.pin_memory", "data.persistent_workers",
-    "hparams_search", "sweep", "weights_map", "retention", "run_lock",
-    "callbacks.model_checkpoint.save_last",  # ignored: LastCheckpoint writes last.ckpt every epoch
-)
 VAL_METRICS = ("val/loss", "val/accuracy", "val/precision", "val/recall", "val/specificity", "val/f1", "val/auroc", "val/kappa")
 PACKAGES = ("torch", "torchvision", "lightning", "timm", "ultralytics", "torchmetrics", "grad-cam", "hydra-core", "wandb", "numpy", "pandas", "fracture-bench")
 
 
-def _drop(container: dict, dotted: str) -> None:
-    node = container
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node.get(key)
-        if not isinstance(node, dict):
-            return
-    node.pop(leaf, None)
-
-
-def config_hash(cfg: DictConfig, data_fingerprint: str | None = None) -> str:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in NON_RESULT_KEYS:
-        _drop(container, key)
-    if data_fingerprint is not None:  # the files read (bench.data.fingerprint), not where they are
-        container["data_fingerprint"] = data_fingerprint
-    text = json.dumps(container, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def run_id_for(cfg: DictConfig, data_fingerprint: str | None = None) -> str:
-    # Config values become path components: slugged, so '../..' cannot leave paths.runs_dir.
-    return (f"{slug(cfg.data.name, 'data.name')}__{slug(cfg.model.name, 'model.name')}__s{int(cfg.seed)}__"
-            f"{config_hash(cfg, data_fingerprint)[:8]}")
-
-
 def validate(cfg: DictConfig) -> None:
     """Settings that Hydra's struct mode cannot check: fail at start, naming the key."""
+    if task_kind(cfg) != CLASSIFICATION:
+        raise BenchError(f"data={cfg.data.name} model={cfg.model.name} is a detection run: start it with bench-train "
+                         f"(bench.pipeline.run_pipeline hands it to bench.detection.run), not bench.training.run")
     check_config(cfg, VAL_METRICS)  # types and ranges of every value, callbacks' monitors included
     if cfg.size_policy not in ("protocol", "native"):
         raise BenchError(f"size_policy={cfg.size_policy!r}: use 'protocol' (one image_size for all) or 'native'")
@@ -209,19 +179,9 @@ def _probs(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
     return df[prob_columns(classes)].to_numpy()
 
 
-def _absolute_paths(cfg: DictConfig) -> None:
-    """Record absolute paths (a relative root would mean nothing on another node)."""
-    for key, value in list(cfg.paths.items()):
-        if isinstance(value, str):
-            cfg.paths[key] = os.path.abspath(os.path.expanduser(value))
-
-
 def run(cfg: DictConfig) -> dict:
-    """Train and evaluate one configuration; returns a summary with the validation objective."""
-    if cfg.data.get("task_kind") == "detection" or cfg.model.get("family") == "yolo_det":
-        from bench.detection.run import run_detection  # Ultralytics' detection trainer (docs/detection.md)
-
-        return run_detection(cfg)
+    """Train and evaluate one classification configuration; returns a summary with the validation
+    objective. A detection config is bench.detection.run's (bench.pipeline dispatches by task kind)."""
     validate(cfg)  # every config value, before anything is written (bench.training.config_checks)
     _absolute_paths(cfg)
     use_cache_dir(cfg.paths.cache_dir)  # W&B logs / torch hub under the cache folder, never $HOME
