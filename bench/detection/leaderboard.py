@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["REPORTED", "REPORTED_REGIONS", "collect_detection_runs", "detection_tables", "to_markdown"]
+__all__ = ["REPORTED", "REPORTED_REGIONS", "collect_detection_runs", "detection_files", "detection_tables", "render",
+           "to_markdown"]
 
 SEED002 = "seed 002 (FracAtlas benchmark)"
 DATASET_PAPER = "FracAtlas paper (Abedeen et al. 2023), via seed 002 Table VIII"
@@ -98,10 +99,12 @@ def _bootstrap_over_seeds(runs: list[Path], n_resamples: int, seed: int = 0) -> 
     return float(lo), float(hi)
 
 
-def detection_tables(roots, n_resamples: int = 1000) -> dict[str, pd.DataFrame]:
+def detection_tables(roots=(), n_resamples: int = 1000, runs: list[tuple[Path, dict]] | None = None,
+                     seed: int = 0) -> dict[str, pd.DataFrame]:
     """``{"set1": DataFrame, "set2": DataFrame, "regions": DataFrame}`` (harness rows first, then
-    the reported-elsewhere rows)."""
-    runs = collect_detection_runs(roots)
+    the reported-elsewhere rows). ``runs``: already collected ``(run_dir, record)`` pairs (the
+    results store's detection runs, from bench-leaderboard) instead of searching ``roots``."""
+    runs = collect_detection_runs(roots) if runs is None else list(runs)
     groups: dict[tuple, list[tuple[Path, dict]]] = {}
     for run_dir, rec in runs:
         prot = rec.get("protocol") or {}
@@ -117,7 +120,7 @@ def detection_tables(roots, n_resamples: int = 1000) -> dict[str, pd.DataFrame]:
         for split in ("val", "test"):
             for m in METRICS:
                 row[f"{split}_{m}"] = _ms([((r.get("metrics") or {}).get(split) or {}).get(m) for r in recs])
-        ci = _bootstrap_over_seeds([d for d, _ in members], n_resamples)
+        ci = _bootstrap_over_seeds([d for d, _ in members], n_resamples, seed)
         row["test_map50_ci95"] = "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
         row["test_images"] = ((recs[0].get("metrics") or {}).get("test") or {}).get("n_images")
         rows.append(row)
@@ -142,9 +145,12 @@ def detection_tables(roots, n_resamples: int = 1000) -> dict[str, pd.DataFrame]:
     cols = ["protocol", "model", "setting", "source", "seeds", *[f"val_{m}" for m in METRICS], *[f"test_{m}" for m in METRICS],
             "test_map50_ci95", "test_images"]
     table = table.reindex(columns=cols)
+    table[["seeds", "test_images"]] = table[["seeds", "test_images"]].astype("Int64")  # counts, not 2.0 beside empty cells
     out = {p: table[table["protocol"] == p].drop(columns="protocol").reset_index(drop=True) for p in ("set1", "set2")}
     out["regions"] = pd.DataFrame(region_rows).reindex(columns=["protocol", "model", "setting", "source", "split", "region", "n_images",
                                                                  "n_boxes", "samples_reported", "seeds", "precision", "recall", "map50"])
+    counts = ["n_images", "n_boxes", "samples_reported", "seeds"]
+    out["regions"][counts] = out["regions"][counts].astype("Int64")
     return out
 
 
@@ -162,21 +168,63 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+TITLES = {"set1": "Detection, Set 1 (official split, fractured images only)",
+          "set2": "Detection, Set 2 (all images, non-fractured as background, harness split)",
+          "regions": "Detection per region"}
+CREDIT = "FracAtlas (Abedeen et al. 2023, CC BY 4.0)."
+NOTE = ("Reported-elsewhere rows are validation-split numbers (where they were measured); their test "
+        "columns stay empty. Precision and recall are Ultralytics' (at the confidence of maximal F1), "
+        "mAP as Ultralytics computes it, in the papers as here.")
+#: What every column means (shown beside the tables: on the site and in the Markdown).
+COLUMN_DEFINITIONS = {
+    "model": "detector (harness model name, or the paper's)",
+    "setting": "epochs, image size (imgsz) and weights of the row",
+    "source": "this harness, or the publication a reported number comes from",
+    "seeds": "runs (seeds) aggregated in the row; numbers are mean ± sample sd over them",
+    "val_precision / test_precision": "box precision on the split (Ultralytics, at the confidence of maximal F1)",
+    "val_recall / test_recall": "box recall on the split (same confidence)",
+    "val_map50 / test_map50": "mean average precision at IoU 0.5 (mAP@0.5) on the split",
+    "val_map50_95 / test_map50_95": "mAP averaged over IoU 0.5:0.05:0.95 (COCO's mAP@0.5:0.95)",
+    "test_map50_ci95": "95% percentile bootstrap interval of test mAP@0.5 over test images (the same resample "
+                       "for every seed, AP averaged over seeds), from the stored detections",
+    "test_images": "test images of the first run",
+    "split / region / n_images / n_boxes": "per-region rows: split, body region, images and boxes in it",
+    "samples_reported": "the n seed 002 prints for Table II (not stated as images or boxes)",
+}
+
+
+def definitions_markdown() -> str:
+    return "\n".join(f"- `{k}`: {v}" for k, v in COLUMN_DEFINITIONS.items()) + "\n"
+
+
+def table_markdown(name: str, df: pd.DataFrame, level: int = 2) -> str:
+    return f"{'#' * level} {TITLES[name]}\n\n{CREDIT} {NOTE}\n\n" + to_markdown(df)
+
+
+def has_harness_rows(tables: dict[str, pd.DataFrame]) -> bool:
+    return any((df["source"] == "this harness").any() for df in tables.values() if "source" in df.columns)
+
+
+def detection_files(tables: dict[str, pd.DataFrame]) -> dict[str, bytes]:
+    """``detection_<table>.md`` / ``.csv`` per table, as bytes (bench-leaderboard writes them
+    through its own writer: rewritten only when changed)."""
+    out: dict[str, bytes] = {}
+    for name, df in tables.items():
+        md = table_markdown(name, df) + "\nColumns:\n\n" + definitions_markdown()
+        out[f"detection_{name}.md"] = md.encode("utf-8")
+        out[f"detection_{name}.csv"] = df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    return out
+
+
 def render(roots, out_dir: str | os.PathLike, n_resamples: int = 1000) -> dict[str, str]:
     """Write ``detection_set1.md/.csv``, ``detection_set2.md/.csv``, ``detection_regions.md/.csv``."""
-    from bench.record import atomic_write_text
+    from bench.record import atomic_write_bytes, atomic_write_text
 
     tables = detection_tables(roots, n_resamples)
     out = Path(out_dir)
-    written = {}
-    titles = {"set1": "Detection, Set 1 (official split, fractured images only)",
-              "set2": "Detection, Set 2 (all images, non-fractured as background, harness split)",
-              "regions": "Detection per region"}
-    for name, df in tables.items():
-        md = f"## {titles[name]}\n\nFracAtlas (Abedeen et al. 2023, CC BY 4.0). Reported-elsewhere rows are validation-split numbers.\n\n" + to_markdown(df)
-        atomic_write_text(out / f"detection_{name}.md", md)
-        atomic_write_text(out / f"detection_{name}.csv", df.to_csv(index=False))
-        written[name] = str(out / f"detection_{name}.md")
+    for rel, data in detection_files(tables).items():
+        atomic_write_bytes(out / rel, data)
+    written = {name: str(out / f"detection_{name}.md") for name in tables}
     atomic_write_text(out / "detection_index.json", json.dumps(written, indent=1) + "\n")
     return written
 

@@ -146,6 +146,8 @@ def _flags(record: dict) -> list:
     by the evaluation's own rule (bench.evaluation.flags), so an old degenerate run is not ranked."""
     if isinstance(record.get("flags"), list):
         return record["flags"]
+    if _get(record, "task", "kind") == "detection":
+        return []  # the rule is about classifiers (val AUROC, constant predictions)
     metrics = record.get("metrics")
     if not isinstance(metrics, dict):
         return []

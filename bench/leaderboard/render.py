@@ -59,6 +59,7 @@ class RenderResult:
     unchanged_summary: str | None = None  # set when nothing changed since the last render
     ingest: IngestResult = field(default_factory=IngestResult)
     removed: list[str] = field(default_factory=list)
+    detection_runs: int = 0  # stored detection runs, in detection_*.md/.csv and detection.html
 
     def _ingest_lines(self) -> list[str]:
         i = self.ingest
@@ -87,6 +88,8 @@ class RenderResult:
         lines = []
         for t in self.tables.values():
             lines.append(f"  {t.key}: {answer_text(t)}")
+        if self.detection_runs:
+            lines.append(f"  detection: {self.detection_runs} run(s) in detection_set1/set2/regions (.md, .csv)")
         for s in c.skipped:
             lines.append(f"  skipped {s['path']}: {s['reason']}")
         for p in self.problems:
@@ -580,6 +583,53 @@ def _definitions_page(tables: dict[str, TaskTable], commits: list[str], docs_hre
         cols=[seen[k] for k in seen], glossary=glossary(), docs_href=docs_href, **_page_common(0, commits))
 
 
+# --------------------------------------------------------------------------- detection
+
+
+def _detection_runs(runs: pd.DataFrame) -> list[tuple[Path, dict]]:
+    """The store's detection runs (``task.kind: detection``) as (folder, record): their tables
+    come from bench.detection.leaderboard, not from the classification tables. Runs on
+    generated data are left out (they are stored only on request)."""
+    if runs.empty or "task_kind" not in runs.columns:
+        return []
+    det = runs[(runs["task_kind"] == "detection") & ~runs["generated"].fillna(False).astype(bool)]
+    out = []
+    for abs_path in det["abs_path"]:
+        try:
+            out.append((Path(abs_path), json.loads((Path(abs_path) / "record.json").read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue  # read once already by collect(): vanished meanwhile
+    return out
+
+
+def _detection_key(det_runs: list[tuple[Path, dict]]) -> list:
+    """Stat keys of the stored files the detection tables read (the bootstrap's input)."""
+    from bench.leaderboard.collect import stat_key
+    from bench.leaderboard.store import DETECTION_FILES
+
+    return [[d.name] + [stat_key(d / f) for f in DETECTION_FILES] for d, _ in det_runs]
+
+
+def _detection_page(det_tables: dict[str, pd.DataFrame], n_runs: int, commits: list[str]) -> str:
+    from bench.detection.leaderboard import COLUMN_DEFINITIONS, NOTE, TITLES
+
+    defs = {}
+    for k, v in COLUMN_DEFINITIONS.items():
+        for name in k.split(" / "):
+            defs[name] = v
+    tables = []
+    for name, df in det_tables.items():
+        cols = [{"label": c, "definition": defs.get(c, "")} for c in df.columns]
+        rows = []
+        for r in df.itertuples(index=False):
+            cells = ["" if v is None or (isinstance(v, float) and not math.isfinite(v)) else
+                     (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)) for v in r]
+            rows.append({"cells": cells, "lit": str(getattr(r, "source", "")).startswith("reported elsewhere")})
+        tables.append({"name": name, "title": TITLES[name], "columns": cols, "rows": rows})
+    return environment().get_template("detection.html").render(
+        tables=tables, n_runs=n_runs, note=NOTE, definitions=list(COLUMN_DEFINITIONS.items()), **_page_common(0, commits))
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -694,12 +744,13 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
         coll.runs["path"] = [f"{STORE_DIR}/{Path(a).name}" for a in coll.runs["abs_path"]]
     tm["collect_s"] = time.perf_counter() - t0
     docs_href = "../" + DOCS_PAGE if (out.resolve().parent / DOCS_PAGE).is_file() else None
+    det_runs = _detection_runs(coll.runs)
     # Same records, same options, outputs in place: nothing to do.
     digest = hashlib.sha256(json.dumps([
         PAGE_VERSION, RENDER_VERSION, bench.__version__, n_resamples, seed, site, ci_scope,
         sorted((primary or {}).items()), docs_href,
         list(zip(coll.runs.get("path", []), coll.runs.get("_record_key", []))), coll.skipped,
-        ing.skipped, ing.duplicates,
+        ing.skipped, ing.duplicates, _detection_key(det_runs),
     ]).encode()).hexdigest()
     if use_cache and cache.get("digest") == digest and _outputs_present(out, cache.get("outputs", [])):
         tm["total_s"] = time.perf_counter() - t0
@@ -718,11 +769,21 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
         w.write(f"{s}.md", task_markdown(t).encode("utf-8"))
         w.write(f"{s}.csv", task_csv(t))
         runs_all.append(t.runs)
+    det_tables = None
+    if det_runs:
+        from bench.detection.leaderboard import detection_files, detection_tables, table_markdown
+
+        det_tables = detection_tables(runs=det_runs, n_resamples=n_resamples, seed=seed)
+        for rel, data in detection_files(det_tables).items():
+            w.write(rel, data)
     real = [t for t in tables.values() if not t.generated]
     gen = [t for t in tables.values() if t.generated]
     md_all = ("# Leaderboards\n\nGenerated by `bench-leaderboard` from the results store (`store/`); column "
               f"definitions: {DOCS_PAGE}. {FRACATLAS_CREDIT}\n\n")
     md_all += "\n".join(task_markdown(t) for t in real)
+    if det_tables:
+        md_all += ("\n# Fracture detection (task.kind: detection)\n\nColumn definitions: detection_set1.md and "
+                   "docs/detection.md.\n\n" + "\n".join(table_markdown(n, df) for n, df in det_tables.items()))
     if gen:
         md_all += "\n# Generated data (tests and quickstart; not results)\n\n" + "\n".join(task_markdown(t) for t in gen)
     w.write("README.md", md_all.encode("utf-8"))
@@ -746,9 +807,12 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
         html = environment().get_template("index.html").render(
             tables=[x for x in index_tables if not x["generated"]], generated=[x for x in index_tables if x["generated"]],
             js=Markup(templates.JS), n_runs=len(coll.runs), docs_href=docs_href,
+            detection=f"{len(det_runs)} run(s), Set 1, Set 2 and per region" if det_tables else "",
             n_skipped=len(coll.skipped) + len(ing.skipped) + len(ing.duplicates), alpha=ALPHA, **_page_common(0, commits))
         w.write("index.html", html.encode("utf-8"))
         w.write("definitions.html", _definitions_page(tables, commits, docs_href).encode("utf-8"))
+        if det_tables:
+            w.write("detection.html", _detection_page(det_tables, len(det_runs), commits).encode("utf-8"))
         tm["index_s"] = time.perf_counter() - t3  # the index and definitions; pages below are incremental
         for t, it in zip(tables.values(), index_tables):
             if it["cost_plot"]:
@@ -788,7 +852,7 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
     cache["outputs"] = sorted(produced)
     result = RenderResult(out_dir=out, collection=coll, tables=tables, problems=problems, files=sorted(produced),
                           written=w.changed + pages_written, timings=tm, ci_computed=info.get("ci_computed", 0),
-                          ingest=ing, removed=removed)
+                          ingest=ing, removed=removed, detection_runs=len(det_runs))
     cache["digest"] = digest
     cache["summary"] = result.summary(body_only=True)
     if use_cache:

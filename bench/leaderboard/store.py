@@ -10,6 +10,9 @@ Per stored run:
 
 - ``record.json``: the run record, upgraded to the current schema (``bench.record`` upgrade
   function when there is one), written with sorted keys;
+- detection runs (``task.kind: detection``): ``detections.csv`` (test boxes with score >=
+  :data:`DETECTION_MIN_SCORE`, the evaluation's floor), ``ground_truth.csv``, ``images.csv``
+  (test rows) instead of the predictions below;
 - ``predictions.csv``: test rows only (``image_id,label,pred,prob_<class>...,group``; ``group``
   is the duplicate/patient group of ``split.csv``, the bootstrap's resampling unit);
   study-level tasks: ``predictions_study.csv`` (test studies);
@@ -134,6 +137,33 @@ def _test_predictions(run_dir: Path, record: dict) -> dict[str, bytes]:
     return out
 
 
+#: Detection runs: stored boxes are the test split's with at least this score, which is the
+#: evaluation's own confidence floor (bench.detection.run.CONF): every box that counted toward AP.
+DETECTION_MIN_SCORE = 0.001
+DETECTION_FILES = ("detections.csv", "ground_truth.csv", "images.csv")
+
+
+def _detection_files(run_dir: Path) -> dict[str, bytes]:
+    """Test rows of a detection run's ``detections.csv`` (score >= DETECTION_MIN_SCORE),
+    ``ground_truth.csv`` and ``images.csv``: what the detection table's bootstrap reads."""
+    out: dict[str, bytes] = {}
+    for name in DETECTION_FILES:
+        p = run_dir / name
+        if not p.is_file():
+            continue
+        try:
+            df = pd.read_csv(p, dtype={"image_id": str, "split": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            out[name] = p.read_bytes()  # kept as is: the table lists its interval as "—"
+            continue
+        if "split" in df.columns:
+            df = df[df["split"] == "test"]
+        if name == "detections.csv" and "score" in df.columns:
+            df = df[df["score"] >= DETECTION_MIN_SCORE]
+        out[name] = df.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    return out
+
+
 def _figures(run_dir: Path, record: dict) -> list[str]:
     """Run-relative figure paths to store: numeric plots always; image-derived figures
     (``explain/``) only for datasets in IMAGE_REDISTRIBUTABLE."""
@@ -173,7 +203,10 @@ def store_run(run_dir: Path, record: dict, store: Path, shown: str) -> str:
     dest = store / store_slug(record["run_id"])
     existed = (dest / RECORD_FILE).is_file()
     files: dict[str, bytes] = {RECORD_FILE: _json_bytes(upgrade(record))}
-    files.update(_test_predictions(run_dir, record))
+    if (record.get("task") or {}).get("kind") == "detection":
+        files.update(_detection_files(run_dir))
+    else:
+        files.update(_test_predictions(run_dir, record))
     files["meta.json"] = _json_bytes(_meta(run_dir, shown))
     report = run_dir / "data_report.json"
     if report.is_file() and report.stat().st_size <= 256_000:  # counts and exclusions, for the reporting page

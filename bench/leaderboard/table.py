@@ -233,7 +233,12 @@ def build_tables(runs: pd.DataFrame, cache: dict, *, n_resamples: int = 1000, se
     if runs.empty:
         st.prune()
         return tables, problems, {"ci_computed": 0}
+    if "task_kind" in runs.columns:  # detection runs have their own tables (bench.detection.leaderboard)
+        runs = runs[runs["task_kind"] != "detection"]
     runs = runs.copy()
+    if runs.empty:
+        st.prune()
+        return tables, problems, {"ci_computed": 0}
     if "generated" not in runs.columns:
         runs["generated"] = False
     runs["generated"] = runs["generated"].fillna(False).astype(bool)

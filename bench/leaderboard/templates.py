@@ -187,7 +187,7 @@ INDEX = """{% extends "base.html" %}{% from "header.html" import header with con
 <h1>Fracture X-ray classification leaderboard</h1>
 <p class="notes">{{ n_runs }} stored runs, {{ tables|length }} task table(s). Each task opens with its answer; rows are one model and
 protocol over its seeds (&#9733; best, &asymp; not significantly different, &darr; worse, &#9873; flagged: never ranked).
-<a href="definitions.html">Definitions</a>{% if n_skipped %} &middot; {{ n_skipped }} run folder(s) skipped (<a href="report.md">report.md</a>){% endif %}.</p>
+<a href="definitions.html">Definitions</a>{% if detection %} &middot; <a href="detection.html">Fracture detection (YOLOv8)</a>: {{ detection }}{% endif %}{% if n_skipped %} &middot; {{ n_skipped }} run folder(s) skipped (<a href="report.md">report.md</a>){% endif %}.</p>
 <div class="toolbar"><label for="filter">Filter rows</label> <input type="search" id="filter" placeholder="model, protocol, flag..."> <span id="filter-count" class="notes" aria-live="polite"></span></div>
 {% for t in tables %}{{ section(t, up, docs_href) }}{% endfor %}
 {% if generated %}<h2 id="generated">Generated data (tests and quickstart)</h2>
@@ -309,5 +309,25 @@ Data: {% if t.dataset == 'fracatlas' %}{{ credit }}{% elif t.dataset == 'mura' %
 {% endblock %}
 """
 
+DETECTION = """{% extends "base.html" %}
+{% block title %}Fracture detection leaderboard{% endblock %}
+{% block body %}
+<p><a href="index.html">&larr; leaderboard</a></p>
+<h1>Fracture detection (YOLOv8 boxes on FracAtlas)</h1>
+<p class="notes">{{ n_runs }} stored detection run(s) (<code>task.kind: detection</code>), grouped by protocol, model, image size,
+epochs and weights; mean &plusmn; sd over seeds. {{ note }} Column definitions are <a href="#det-columns">below the tables</a>.</p>
+{% for t in tables %}<section id="det-{{ t.name }}"><h2>{{ t.title }}</h2>
+<div class="scroll"><table id="det-table-{{ t.name }}"><caption>{{ t.title }}: this harness's rows first, then numbers reported elsewhere (validation split, where they were measured)</caption>
+<thead><tr>{% for c in t.columns %}<th scope="col" title="{{ c.definition }}">{{ c.label }}</th>{% endfor %}</tr></thead>
+<tbody>{% for r in t.rows %}<tr{% if r.lit %} class="lit"{% endif %}>{% for v in r.cells %}{% if loop.first %}<th scope="row">{{ v }}</th>{% else %}<td>{{ v }}</td>{% endif %}{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+<p class="notes"><a href="detection_{{ t.name }}.md">detection_{{ t.name }}.md</a> &middot; <a href="detection_{{ t.name }}.csv">detection_{{ t.name }}.csv</a></p></section>
+{% endfor %}
+<h2 id="det-columns">Columns</h2>
+<dl class="kv">{% for k, v in definitions %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl>
+{% endblock %}
+"""
+
 PAGES = {"base.html": BASE, "header.html": HEADER, "section.html": TASK_SECTION, "index.html": INDEX,
-         "run.html": RUN, "model.html": MODEL, "definitions.html": DEFINITIONS, "report.html": REPORT}
+         "run.html": RUN, "model.html": MODEL, "definitions.html": DEFINITIONS, "report.html": REPORT,
+         "detection.html": DETECTION}
