@@ -174,13 +174,13 @@ def test_real_fracatlas_region_beats_majority_baseline(fracatlas_root, tmp_path)
     data_dir = fracatlas_root.parent
     proc = _train(tmp_path, "data=fracatlas_region", "model=resnet18", f"paths.data_dir={data_dir}", "image_size=64",
                   "trainer.max_epochs=3", "callbacks=none", "logger=none", "trainer.enable_progress_bar=false",
-                  "data.batch_size=64", "optim.lr=2e-3", "measure_latency=false", "model.head.dense_units=0",
+                  "data.limit_per_class=160", "data.batch_size=32", "optim.lr=2e-3", "measure_latency=false", "model.head.dense_units=0",
                   "model.head.dropout=0.1")
     rec = next(iter(_records(tmp_path / "runs").values()))
     test = rec["metrics"]["test"]
     cm = np.asarray(test["confusion_matrix"])
     majority = cm.sum(1).max() / cm.sum()
-    assert test["n"] > 300
+    assert test["n"] > 60  # 10% of at most 160 images per region (the whole set takes minutes on 2 cores)
     assert test["accuracy"] > majority + 0.1, (test["accuracy"], majority, proc.stdout[-500:])
     report = json.loads((tmp_path / "runs" / rec["run_id"] / "data_report.json").read_text())
     assert report  # the real data's defects are reported, not silently dropped
