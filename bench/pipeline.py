@@ -1,4 +1,5 @@
-"""The pipeline: train -> explain -> leaderboard, as the config asks.
+"""The pipeline: train (classification or detection, by the config's task kind) -> explain ->
+leaderboard, as the config asks.
 
 The one module that knows the order of the stages. The stages never import each other: training
 writes a run folder (docs/run_record.md), explain reads it and adds its section, the leaderboard
@@ -15,6 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
+from bench.tasks import DETECTION, task_kind
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,17 @@ def run_pipeline(cfg: DictConfig) -> dict:
     when ``explain.enabled`` / ``leaderboard.enabled``; returns training's run summary."""
     # The stages are imported here, not at the top: Hydra builds LeaderboardAfterSweep before
     # every run, and torch / Lightning would delay even a one-line config error by 10-15 s.
+    if task_kind(cfg) == DETECTION:  # Ultralytics' own trainer; nothing to explain (docs/detection.md)
+        from bench.detection.run import run_detection
+
+        return run_detection(cfg)
     from bench.explain import explain_run
     from bench.training import run as train
 
     summary = train(cfg)
     record = summary.get("record") or {}
-    if summary.get("status") != "complete" or (record.get("task") or {}).get("kind") == "detection":
-        return summary  # skipped, busy, another rank's, or a detection run: nothing to explain here
+    if summary.get("status") != "complete":
+        return summary  # skipped, busy or another rank's: nothing to explain here
     if cfg.explain.get("enabled"):
         explain_run(summary["run_dir"], **explain_options(cfg))
     if cfg.leaderboard.get("enabled") and not record.get("sweep"):

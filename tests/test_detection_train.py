@@ -209,15 +209,29 @@ def test_bad_detection_settings_fail_before_training(env_dir, monkeypatch, overr
 
     from bench.cli.train import CONF_DIR
     from bench.errors import BenchError
-    from bench.training.run import run
+    from bench.pipeline import run_pipeline
 
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[*_cmd(env_dir, *FAST, override)[len(BENCH_TRAIN):]])
     runs_before = sorted((env_dir / "runs").glob("*"))
     with pytest.raises(BenchError, match=re.escape(message)):
-        run(cfg)
+        run_pipeline(cfg)
     assert sorted((env_dir / "runs").glob("*")) == runs_before  # nothing written before the config is valid
+
+
+def test_the_classification_trainer_refuses_a_detection_config(env_dir, monkeypatch):
+    """bench.pipeline picks the trainer by task kind; called directly, training names the way in."""
+    from hydra import compose, initialize_config_dir
+
+    from bench.cli.train import CONF_DIR
+    from bench.errors import BenchError
+    from bench.training.run import run
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*_cmd(env_dir, *FAST)[len(BENCH_TRAIN):]])
+    with pytest.raises(BenchError, match=r"is a detection run: start it with bench-train"):
+        run(cfg)
 
 
 def test_killed_run_resumes_from_ultralytics_last_pt(env_dir):

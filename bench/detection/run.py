@@ -2,8 +2,9 @@
 ``DetectionTrainer`` -> Ultralytics' validator on val and test (all images and per region) ->
 the run record, like every run of the harness (docs/detection.md).
 
-``bench.training.run.run`` hands a config here when ``data.task_kind == detection``. The run id,
-skip-when-complete, the environment and the record writer are the classification run's own.
+``bench.pipeline`` hands a config here when its task kind is detection (``bench.tasks``). The run
+id, skip-when-complete, the run lock, the environment and the record writer are the classification
+run's own (``bench.run_folder``, ``bench.training.lock``, ``bench.provenance``, ``bench.record``).
 Ultralytics is kept offline and out of the dataset: see :func:`offline_ultralytics` and
 ``bench.detection.data``.
 """
@@ -24,8 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.errors import BenchError
 from bench.paths import confined
-from bench.training.lock import RunLock, RunLocked
 from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
+from bench.run_folder import absolute_paths, run_id_for
+from bench.training.lock import RunLock, RunLocked
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +163,8 @@ def _metrics_of(res) -> dict:
 
 def run_detection(cfg: DictConfig) -> dict:
     """Train and evaluate one detection configuration; returns the summary ``bench-train`` reports."""
-    from bench.training.run import _absolute_paths, run_id_for
-
     _validate(cfg)
-    _absolute_paths(cfg)
+    absolute_paths(cfg)
     run_id = run_id_for(cfg)
     run_dir = confined(cfg.paths.runs_dir, run_id, what="run folder")
     existing = read_record(run_dir)
@@ -193,7 +193,7 @@ def run_detection(cfg: DictConfig) -> dict:
 
 
 def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
-    from bench.training.run import _environment, _sweep_info
+    from bench.provenance import environment, sweep_info  # imports torch: only once a run starts
 
     ultra_dir = run_dir / "ultralytics"
     if not cfg.resume and run_dir.exists():
@@ -298,7 +298,7 @@ def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
             metrics[split]["map50_torchmetrics"] = rec["map50"]
             metrics[split]["map50_95_torchmetrics"] = rec["map50_95"]
     atomic_write_json(run_dir / "data_report.json", report)
-    atomic_write_json(run_dir / "environment.json", {**_environment(cfg, "cuda" if device != "cpu" else "cpu"), "ultralytics_offline": offline})
+    atomic_write_json(run_dir / "environment.json", {**environment(cfg, "cuda" if device != "cpu" else "cpu"), "ultralytics_offline": offline})
 
     from bench.models.cost import count_params, gmacs, inference_latency_ms
 
@@ -320,7 +320,7 @@ def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
         for p in sorted((ultra_dir / f"eval_{split}").glob("*.png")):
             plots[f"{split}_{p.stem}"] = os.path.relpath(p, run_dir)
     counts = table["split"].value_counts().to_dict()
-    sweep = _sweep_info()
+    sweep = sweep_info()
     record = {
         "run_id": run_id,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -23,6 +23,7 @@ import torchmetrics.functional.classification as tmf
 
 from bench.errors import BenchError
 from bench.evaluation.metrics import compute_metrics
+from bench.evaluation.stats import PredictionSet, bootstrap_ci
 
 RULES = ("youden", "target_sensitivity", "fixed")
 #: Bootstrap resamples of the test sensitivity / specificity CIs at the operating point.
@@ -69,8 +70,6 @@ def choose_threshold(val_score: np.ndarray, val_positive: np.ndarray, rule: str 
 def _sens_spec_ci(probs: np.ndarray, labels: np.ndarray, positive_index: int, threshold: float, ids=None, groups=None) -> dict:
     """Bootstrap 95% CIs of sensitivity and specificity at ``threshold`` over the test items
     (the leaderboard's resampler, so run pages and leaderboards agree)."""
-    from bench.leaderboard.stats import PredictionSet, bootstrap_ci
-
     pred = np.where(probs[:, positive_index] >= threshold, positive_index, 1 - positive_index)
     n = len(labels)
     if n < 2:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.evaluation.metrics import compute_metrics
+from bench.evaluation.stats import PredictionSet, bootstrap_ci
 
 #: Smallest group with a bootstrap CI; binary groups also need this many of each class.
 MIN_N_FOR_CI = 30
@@ -74,8 +75,6 @@ def _group_entry(probs, labels, positive_index, classes, threshold) -> dict:
         entry["ci"] = None
         entry["note"] = f"too few for a bootstrap CI (n={n}; needs {need})"
         return entry
-    from bench.leaderboard.stats import PredictionSet, bootstrap_ci
-
     ps = PredictionSet(ids=np.arange(n).astype(str), label=labels, pred=probs.argmax(1), prob=probs,
                        positive_index=positive_index if binary else 1)
     ci = bootstrap_ci(ps, "binary" if binary else "multiclass", n_resamples=N_RESAMPLES, seed=0)

@@ -7,14 +7,10 @@ skips a complete run and resumes an interrupted one from ``checkpoints/last.ckpt
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import inspect
 import logging
 import os
-import platform
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,8 @@ from bench.checkpoints import load_checkpoint
 from bench.env import use_cache_dir
 from bench.errors import BenchError
 from bench.paths import confined
+from bench.provenance import environment as _environment
+from bench.provenance import sweep_info as _sweep_info
 # The run id and its hash live in bench.run_folder (importable without torch: bench-train --plan);
 # re-exported here for bench.detection.run and the tests.
 from bench.run_folder import NON_RESULT_KEYS, config_hash, run_id_for  # noqa: F401
@@ -54,7 +52,6 @@ from bench.training.module import OPTIMIZERS, FractureClassifier
 log = logging.getLogger(__name__)
 
 VAL_METRICS = ("val/loss", "val/accuracy", "val/precision", "val/recall", "val/specificity", "val/f1", "val/auroc", "val/kappa")
-PACKAGES = ("torch", "torchvision", "lightning", "timm", "ultralytics", "torchmetrics", "grad-cam", "hydra-core", "wandb", "numpy", "pandas", "fracture-bench")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -84,47 +81,6 @@ def validate(cfg: DictConfig) -> None:
     from bench.models.pretrained import preflight
 
     preflight(cfg.model)
-
-
-def _sweep_info() -> dict:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        hc = HydraConfig.get()
-    except Exception:
-        return {}
-    if hc.mode == RunMode.MULTIRUN:
-        return {"id": Path(hc.sweep.dir).name, "job": int(hc.job.num), "dir": str(hc.sweep.dir)}
-    return {}
-
-
-def _environment(cfg: DictConfig, device: str) -> dict:
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
-    commit = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "hostname": socket.gethostname(),
-        "packages": versions,
-        "git_commit": commit,
-        "device": device,
-        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-    }
 
 
 def _loggers(cfg: DictConfig, run_dir: Path, run_id: str, sweep: dict) -> list:
