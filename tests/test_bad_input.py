@@ -423,7 +423,7 @@ def test_bench_check_empty_class_exits_2_with_one_line(fa, tmp_path, capsys):
     _drop_rows(fa, lambda row: row["hip"] != "1")
     rc = main(["fracatlas", "--root", str(fa), "--task", "region", "--image-size", "16"])
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: data.task=region: class 'hip' has no images")
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: --task=region: class 'hip' has no images")
 
 
 @pytest.mark.slow

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,6 +143,83 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     assert "valid names" in capsys.readouterr().err
 
 
+PROGRESS = re.compile(r"^(explain|explain ROAD): (\d+)/(\d+) \((images x layers x methods|images x methods)\), (\d+) s$")
+FINAL = re.compile(r"^explain complete: (?P<dir>\S+) in (?P<s>\d+) s \(pointing-game hit rate per method, "
+                   r"final layer (?P<layer>\S+), (?P<n>\d+) images: (?P<hits>[^;]+); (?P<road>.+)\)$")
+
+
+def _progress(err: str) -> dict[str, list[tuple[int, int]]]:
+    """The plain progress lines (stderr is not a terminal here), by label, as (done, total)."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for line in err.splitlines():
+        m = PROGRESS.match(line)
+        if m:
+            out.setdefault(m.group(1), []).append((int(m.group(2)), int(m.group(3))))
+    return out
+
+
+def test_cli_default_skips_road_and_names_the_output(run_dir, tmp_path, capsys):
+    """Defaults (conf and CLI): ROAD is not run and the record says so; progress counts images x
+    layers x methods; the last line names the folder and the pointing-game numbers of the record."""
+    assert yaml.safe_load((REPO / "conf" / "explain" / "default.yaml").read_text())["road_images"] == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("explain"))
+    assert explain_main([str(copy), "--methods", "eigencam,gradcampp", "--layers", "layer3.1,layer4.1",
+                         "--n-images", "5", "--batch-size", "2"]) == 0
+    out, err = capsys.readouterr()
+    ex = read_record(copy)["explain"]
+    assert ex["road"]["skipped"].startswith("not run") and "road_s" not in ex["timings"]
+    steps = _progress(err)
+    assert set(steps) == {"explain"}, err  # no ROAD progress: it did not run
+    total = ex["n_images"] * 2 * 2
+    assert steps["explain"][-1] == (total, total) and 2 <= len(steps["explain"]) <= 6
+    done = [d for d, _ in steps["explain"]]
+    assert done == sorted(done) and len(set(done)) == len(done)
+    (last,) = out.strip().splitlines()[-1:]
+    m = FINAL.match(last)
+    assert m, last
+    assert Path(m["dir"]) == copy / "explain" and m["layer"] == "backbone.layer4.1"
+    assert int(m["n"]) == ex["summary"]["eigencam"]["n"]
+    hits = dict(part.rsplit(" ", 1) for part in m["hits"].split(", "))
+    assert {k: float(v) for k, v in hits.items()} == {
+        k: round(ex["summary"][k]["pointing_game"], 2) for k in ("eigencam", "gradcampp")}
+    assert m["road"] == "ROAD not run: --road-images N (bench-train: explain.road_images=N)"
+    assert "{" not in out  # no bare dict
+
+
+def test_road_opt_in_has_its_own_progress_and_numbers(run_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("explain"))
+    assert explain_main([str(copy), "--methods", "gradcampp", "--layers", "layer4.1", "--n-images", "3",
+                         "--road-images", "2"]) == 0
+    out, err = capsys.readouterr()
+    ex = read_record(copy)["explain"]
+    assert _progress(err)["explain ROAD"][-1] == (2, 2)
+    assert ex["road"]["per_method"]["gradcampp"]["n"] == 2 and ex["timings"]["road_s"] > 0
+    m = FINAL.match(out.strip().splitlines()[-1])
+    assert m and m["road"] == (f"ROAD combined per method (higher is more faithful): gradcampp "
+                               f"{ex['road']['per_method']['gradcampp']['road_combined']:.3f}")
+
+
+def test_progress_is_a_tqdm_bar_on_a_terminal():
+    from bench.explain.feedback import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term, plain = Terminal(), io.StringIO()
+    for stream in (term, plain):
+        with Progress("explain", 12, "images x layers x methods", stream=stream) as bar:
+            for _ in range(6):
+                bar.update(2)
+    frames = term.getvalue().split("\r")
+    assert "explain (images x layers x methods)" in frames[-1] and "12/12" in frames[-1]
+    # Not a terminal: one line per quarter (2/12 is below the first quarter), none with a \r.
+    assert [PROGRESS.match(l).group(2) for l in plain.getvalue().splitlines()] == ["4", "6", "10", "12"]
+    assert "\r" not in plain.getvalue()
+
+
 def test_dataset_without_boxes_is_a_reported_skip(run_dir, tmp_path, monkeypatch):
     import bench.runs as runs
     from bench.explain import explain_run
@@ -158,7 +237,9 @@ def test_dataset_without_boxes_is_a_reported_skip(run_dir, tmp_path, monkeypatch
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("explain"))
     ex = explain_run(copy, methods=["eigencam"], layers=["layer4.1"], n_images=3, road_images=0, device="cpu")
     assert ex["localisation"] == {"skipped": "no boxes in dataset mura"}
-    assert ex["summary"]["eigencam"]["pointing_game"] is None and ex["road"] == {"skipped": "road_images=0"}
+    assert ex["summary"]["eigencam"]["pointing_game"] is None
+    assert ex["road"]["skipped"].startswith("not run") and "--road-images N" in ex["road"]["skipped"]
+    assert "road_s" not in ex["timings"]  # not run: no time recorded, not a zero
     assert ex["layers"] == ["backbone.layer4.1"] and ex["n_images"] == 3
     assert read_record(copy)["explain"]["localisation"]["skipped"] == "no boxes in dataset mura"
     assert pd.read_csv(copy / "explain" / "scores.csv").empty

@@ -3,8 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
+from pathlib import Path
+
+# The data module's errors name its config keys (data.root, ...); here the user typed flags.
+FLAG_OF_KEY = {
+    "data.root": "--root", "data.task": "--task", "data.label_source": "--label-source",
+    "data.body_part": "--body-part", "data.split.method": "--split-method", "data.split.ratios": "--split-ratios",
+    "data.truncated": "--truncated", "data.max_image_pixels": "--max-image-pixels", "data.symlinks": "--symlinks",
+    "data.limit_per_class": "--limit-per-class", "data.cache_dir": "--cache-dir",
+}
+_KEY_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(FLAG_OF_KEY, key=len, reverse=True)) + r")(?!\w|\.\w)")
+LAYOUT_HINT = {
+    "fracatlas": "the FracAtlas folder holding dataset.csv and images/",
+    "mura": "MURA-v1.1/ or the folder that contains it",
+}
+
+
+def flag_message(text: str) -> str:
+    """An error of the data module in bench-check's own terms (its flags, not bench-train's keys)."""
+    return _KEY_RE.sub(lambda m: FLAG_OF_KEY[m.group(1)], text)
+
+
+def missing_root_message(dataset: str, root: str) -> str | None:
+    """The one-line error for a --root that does not exist (None when it does), before heavy imports."""
+    path = Path(root).expanduser()
+    if path.exists():
+        return None
+    return (f"--root {path} does not exist: give bench-check {dataset} --root DIR with DIR {LAYOUT_HINT[dataset]}; "
+            f"bench-data {dataset} --out DIR writes a small one in that layout to try")
 
 
 def _ratios(text: str) -> list[float]:
@@ -79,16 +108,26 @@ def _print_report(report: dict, console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench-check", description="Validate a dataset root (no training) and print the data report.")
-    p.add_argument("dataset", choices=["fracatlas", "mura"])
-    p.add_argument("--root", required=True)
+    p = argparse.ArgumentParser(
+        prog="bench-check",
+        description="Validate a dataset root without training and print its data report: images per split "
+                    "and class, truncated or unreadable files, symlinks out of the root, label conflicts, "
+                    "duplicates, leakage across splits and the data fingerprint. Reads the dataset only; "
+                    "nothing is written there. See docs/data.md.")
+    p.add_argument("dataset", choices=["fracatlas", "mura"], help="which layout the root has")
+    p.add_argument("--root", required=True, metavar="DIR",
+                   help="the dataset folder: FracAtlas's (dataset.csv, images/), or MURA-v1.1/ or its parent")
     p.add_argument("--task", default=None, help="fracatlas: binary|region (default binary); mura: abnormal")
-    p.add_argument("--label-source", default="folder", choices=["folder", "csv"])
-    p.add_argument("--body-part", default="XR_HAND")
-    p.add_argument("--split-method", default=None, choices=["ratio", "kfold", "official"])
-    p.add_argument("--split-ratios", type=_ratios, default=None, help="e.g. 0.72,0.18,0.10 or 0.7,0.3")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncated", default="load", choices=["load", "skip", "error"])
+    p.add_argument("--label-source", default="folder", choices=["folder", "csv"],
+                   help="fracatlas labels from the image folders or from dataset.csv (default folder)")
+    p.add_argument("--body-part", default="XR_HAND", help="mura: body-part folder such as XR_HAND, or all (default XR_HAND)")
+    p.add_argument("--split-method", default=None, choices=["ratio", "kfold", "official"],
+                   help="how the split is made, as data.split.method (default: the dataset's own default)")
+    p.add_argument("--split-ratios", type=_ratios, default=None,
+                   help="train/val/test or train/test ratios, e.g. 0.72,0.18,0.10 or 0.7,0.3")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--truncated", default="load", choices=["load", "skip", "error"],
+                   help="truncated image files: decode leniently, leave out, or stop (default load)")
     p.add_argument("--max-image-pixels", type=int, default=None,
                    help="images with more pixels are listed as unreadable (default: Pillow's 89478485)")
     p.add_argument("--symlinks", default="refuse", choices=["refuse", "error", "follow"],
@@ -96,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit-per-class", type=int, default=None, help="keep N images per class (as data.limit_per_class)")
     p.add_argument("--image-size", type=int, default=224, help="decode size of the cache (default 224)")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache (default: a temporary folder)")
-    p.add_argument("--json", default=None, help="also write the report as JSON here")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON here")
     args = p.parse_args(argv)
+    missing = missing_root_message(args.dataset, args.root)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
 
     from rich.console import Console
 
@@ -123,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             atomic_write_json(args.json, report)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {flag_message(str(exc))}", file=sys.stderr)
         return 2
     _print_report(report, Console())
     return 0

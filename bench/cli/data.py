@@ -9,11 +9,14 @@ from bench.errors import BenchError
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench-data", description="Generate a tiny fixture dataset (exact FracAtlas / MURA-v1.1 layout).")
-    p.add_argument("dataset", choices=["fracatlas", "mura"])
+    p = argparse.ArgumentParser(
+        prog="bench-data",
+        description="Generate a tiny synthetic dataset in the exact FracAtlas or MURA-v1.1 layout (for tests, "
+                    "the quickstart and trying bench-check). The images are generated, not radiographs.")
+    p.add_argument("dataset", choices=["fracatlas", "mura"], help="which layout to write")
     p.add_argument("--out", required=True, help="folder to create (FracAtlas root, or the folder that will contain MURA-v1.1/)")
     p.add_argument("--n", type=int, default=None, help="images (fracatlas, default 200) or patients (mura, default 60)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the generated images and labels (default 0)")
     p.add_argument("--no-bad-files", action="store_true", help="leave out the truncated JPEG, duplicate and label conflict")
     args = p.parse_args(argv)
     from bench.testing import fixtures

@@ -1,4 +1,4 @@
-"""``bench-explain RUN_DIR``: per-layer CAMs of a finished run scored against the fracture boxes,
+"""bench-explain RUN_DIR: per-layer CAMs of a finished run scored against the fracture boxes,
 plus the human rating sheet (export / import). See docs/explain.md."""
 
 from __future__ import annotations
@@ -15,18 +15,34 @@ def _csv(s: str) -> list[str]:
     return [p.strip() for p in s.split(",") if p.strip()]
 
 
+DESCRIPTION = (
+    "Per-layer class activation maps (Grad-CAM++, EigenCAM, Grad-CAM) of a finished run, scored "
+    "against its fracture boxes (pointing game, energy, IoU), written to RUN_DIR/explain/ and "
+    "summarised in RUN_DIR/record.json; also exports and imports the human rating sheet. ROAD "
+    "faithfulness is opt-in (--road-images N): minutes on a CPU. See docs/explain.md."
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench-explain", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="bench-explain", description=DESCRIPTION)
     p.add_argument("run_dir", help="a finished run directory (record.json with status complete)")
-    p.add_argument("--methods", type=_csv, default=None, help="comma list of gradcampp,eigencam,gradcam (default: all)")
-    p.add_argument("--layers", type=_csv, default=None, help="comma list of cam layer names (default: all cam_layers())")
-    p.add_argument("--n-images", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
-    p.add_argument("--road-images", type=int, default=16, help="images for ROAD on the final layer (0: off)")
-    p.add_argument("--target", choices=["pred", "positive"], default="pred")
-    p.add_argument("--export-rating-sheet", metavar="PATH", help="write the blank rating CSV (runs the CAMs first unless --no-cams)")
-    p.add_argument("--import-ratings", metavar="CSV", nargs="+", help="validate rated CSVs and store the aggregate in the record")
+    p.add_argument("--methods", type=_csv, default=None,
+                   help="comma list of gradcampp,eigencam,gradcam (default: all three)")
+    p.add_argument("--layers", type=_csv, default=None,
+                   help="comma list of CAM layer names, e.g. layer3.1,layer4.1 (default: every layer the model lists)")
+    p.add_argument("--n-images", type=int, default=64,
+                   help="test images explained: the chosen cases first, then boxed fractured images (default 64)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per CAM forward/backward pass (default 8)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available, else cpu")
+    p.add_argument("--road-images", type=int, default=0, metavar="N",
+                   help="score ROAD faithfulness on the first N images, final layer, per method "
+                        "(default 0: not run; about 4 s per image and method on a 2-core CPU)")
+    p.add_argument("--target", choices=["pred", "positive"], default="pred",
+                   help="CAM target logit: the predicted class, or the task's positive class (default pred)")
+    p.add_argument("--export-rating-sheet", metavar="PATH",
+                   help="write the blank rating CSV (runs the CAMs first unless --no-cams)")
+    p.add_argument("--import-ratings", metavar="CSV", nargs="+",
+                   help="validate rated CSVs and store the aggregate in the record")
     p.add_argument("--no-cams", action="store_true", help="do not (re)compute CAMs; only export/import rating sheets")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -41,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
                           device=args.device, road_images=args.road_images, target=args.target)
             if args.methods:
                 kwargs["methods"] = args.methods
+            from bench.explain.feedback import final_line
+
+            # explain_run logs its final line for bench-train; here it goes to stdout once.
+            logging.getLogger("bench.explain.run").setLevel(logging.WARNING)
             section = explain_run(args.run_dir, **kwargs)
-            print(json.dumps({"summary": section["summary"], "timings": section["timings"]}, indent=1))
+            print(final_line(section, args.run_dir), flush=True)
         if args.export_rating_sheet:
             path = export_rating_sheet(args.run_dir, args.export_rating_sheet)
             print(f"wrote rating sheet {path}")

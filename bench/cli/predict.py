@@ -11,7 +11,9 @@ from bench.errors import BenchError
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench-predict", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="bench-predict", description=(
+        "One finished run's predictions, heatmaps and a PDF report for new radiographs (image files, "
+        "folders, DICOM): predictions.csv, Grad-CAM++ overlays and report.pdf in --out. See docs/predict.md."))
     p.add_argument("run_dir", help="a finished classification run (record.json with status complete)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, DICOM files or folders (walked recursively)")
     p.add_argument("--out", default=None, help="output folder (default: ./predict-<run id>)")
@@ -20,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cam-method", default="gradcampp", help="gradcampp (default), gradcam or eigencam")
     p.add_argument("--cam-layer", default=None,
                    help="CAM layer name (default: the best layer of the run's explain results, else the final layer)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     p.add_argument("--workers", type=int, default=None, help="decode worker processes (default: the CPUs available, at most 8; 0: in-process)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads of the main process (default: torch's own; 1 helps on a busy machine)")

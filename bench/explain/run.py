@@ -20,6 +20,7 @@ from bench.errors import BenchError
 from bench.paths import slug
 from bench.explain.cams import METHODS, check_layer_order, logits_of, make_cam
 from bench.explain.cases import select_cases
+from bench.explain.feedback import ROAD_OPT_IN, Progress, final_line
 from bench.explain.layers import inner_module, resolve_layers
 from bench.explain.localisation import boxes_mask, localisation_scores
 from bench.explain.plots import grid_figure, overlay_figure, to_display
@@ -97,8 +98,9 @@ def explain_model(model, images: torch.Tensor, layers, methods: Sequence[str], b
                   target: str = "pred", positive_index: int | None = None, device="cpu",
                   boxes: Sequence[list] | None = None, iou_threshold: float = 0.5,
                   iou_top_percent: float | None = None, pointing_margin: float = 0.0,
-                  store_size: int = 56, keep_final: int = 0) -> dict:
+                  store_size: int = 56, keep_final: int = 0, progress=None) -> dict:
     """CAMs of ``images`` for every method and layer, scored where ``boxes[i]`` is non-empty.
+    ``progress(n)``, when given, is called after each batch with its images x layers.
 
     Returns ``{"maps": {method: float16 [N, L, s, s]}, "scores": DataFrame, "final": {method:
     float32 [keep_final, S, S]}, "target_class": [N], "seconds": {method: s}}``.
@@ -140,6 +142,8 @@ def explain_model(model, images: torch.Tensor, layers, methods: Sequence[str], b
                 stored.append(small.to(torch.float16).cpu())
                 if s < keep_final:
                     finals.append(maps[: max(0, keep_final - s), -1].float().cpu())
+                if progress is not None:
+                    progress(len(x) * len(names))
         out["maps"][method] = torch.cat(stored).numpy()
         out["final"][method] = torch.cat(finals).numpy() if finals else np.zeros((0,) + tuple(images.shape[-2:]), np.float32)
         out["seconds"][method] = spent
@@ -152,7 +156,7 @@ def explain_model(model, images: torch.Tensor, layers, methods: Sequence[str], b
     return out
 
 
-def _road(model, images, finals: dict, target_class, percentiles, batch_size, device) -> dict:
+def _road(model, images, finals: dict, target_class, percentiles, batch_size, device, progress=None) -> dict:
     from pytorch_grad_cam.metrics.road import ROADCombined
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -168,6 +172,8 @@ def _road(model, images, finals: dict, target_class, percentiles, batch_size, de
                 x = images[s:min(k, s + batch_size)].to(device)
                 tg = [ClassifierOutputTarget(int(c)) for c in target_class[s:s + len(x)]]
                 vals.extend(np.asarray(metric(x, cams[s:s + len(x)], tg, wrapped), dtype=float).ravel().tolist())
+                if progress is not None:
+                    progress(len(x))
         res[method] = {"road_combined": float(np.mean(vals)) if vals else None, "n": len(vals),
                        "per_image": [round(v, 6) for v in vals]}
     return res
@@ -179,11 +185,12 @@ def _png_name(s: str) -> str:
 
 def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gradcam"),
                 layers: Sequence[str] | None = None, n_images: int = 64, batch_size: int = 8,
-                device: str | None = None, road_images: int = 16,
+                device: str | None = None, road_images: int = 0,
                 road_percentiles: Sequence[int] = (20, 40, 60, 80), target: str = "pred",
                 iou_threshold: float = 0.5, iou_top_percent: float | None = None,
                 pointing_margin: float = 0.0, store_size: int = 56, **unknown) -> dict:
-    """Explain a finished run; returns the ``explain`` section written into its record."""
+    """Explain a finished run; returns the ``explain`` section written into its record.
+    ROAD is opt-in (``road_images`` > 0): minutes on a CPU where the CAMs take seconds."""
     if unknown:
         raise BenchError(f"explain: unknown option(s) {sorted(unknown)}; see conf/explain/default.yaml")
     t_start = time.perf_counter()
@@ -199,6 +206,8 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
         raise BenchError(f"explain.target={target!r}: use 'pred' or 'positive'")
     if n_images < 1 or batch_size < 1:
         raise BenchError(f"explain: n_images={n_images}, batch_size={batch_size}: both must be >= 1")
+    if road_images is None or int(road_images) < 0:
+        raise BenchError(f"explain.road_images={road_images}: use 0 (ROAD off) or a number of images (>= 1)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise BenchError(f"explain: device={device} but CUDA is not available here; use --device cpu")
@@ -232,10 +241,12 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
     names = [n for n, _ in layer_list]
     images, labels = _images_for(dm, [row_of[i] for i in chosen])
     road_n = min(int(road_images), len(chosen))
-    res = explain_model(model, images, layer_list, methods, batch_size, target, positive_index, device,
-                        boxes=[boxes_of.get(i, []) for i in chosen] if not skip else None,
-                        iou_threshold=iou_threshold, iou_top_percent=iou_top_percent,
-                        pointing_margin=pointing_margin, store_size=store_size, keep_final=road_n)
+    with Progress("explain", len(chosen) * len(names) * len(methods), "images x layers x methods") as bar:
+        res = explain_model(model, images, layer_list, methods, batch_size, target, positive_index, device,
+                            boxes=[boxes_of.get(i, []) for i in chosen] if not skip else None,
+                            iou_threshold=iou_threshold, iou_top_percent=iou_top_percent,
+                            pointing_margin=pointing_margin, store_size=store_size, keep_final=road_n,
+                            progress=bar.update)
 
     out_dir = run_dir / "explain"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -270,12 +281,13 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
 
     t_road = time.perf_counter()
     if road_n > 0:
-        road = _road(model, images[:road_n], res["final"], res["target_class"][:road_n],
-                     road_percentiles, batch_size, device)
+        with Progress("explain ROAD", road_n * len(methods), "images x methods") as bar:
+            road = _road(model, images[:road_n], res["final"], res["target_class"][:road_n],
+                         road_percentiles, batch_size, device, progress=bar.update)
         road = {"layer": names[-1], "metric": "ROADCombined (LeRF - MoRF) / 2, higher is more faithful",
                 "percentiles": list(road_percentiles), "per_method": road}
     else:
-        road = {"skipped": "road_images=0"}
+        road = {"skipped": f"not run (road_images=0; opt in with {ROAD_OPT_IN})"}
     t_road = time.perf_counter() - t_road
 
     # Figures: a per-layer grid per chosen case, a final-layer overlay per case x method.
@@ -317,7 +329,8 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
     timings = {m: {"cam_s": round(res["seconds"][m], 4),
                    "images_per_s": round(len(chosen) / res["seconds"][m], 3) if res["seconds"][m] > 0 else None}
                for m in methods}
-    timings["road_s"] = round(t_road, 3)
+    if road_n > 0:
+        timings["road_s"] = round(t_road, 3)  # absent when ROAD was not run
     index = {
         "version": 1, "methods": methods, "layers": names, "image_ids": chosen, "cases": case_items,
         "target": target, "store_size": store_size,
@@ -338,5 +351,5 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
     if "human_rating" in prev and old_cases == cases and prev.get("methods") == methods:
         section["human_rating"] = prev["human_rating"]  # same images and methods: ratings still apply
     update_record(run_dir, explain=section)
-    log.info("explain %s: %s", run_dir.name, {m: summary[m]["pointing_game"] for m in methods})
+    log.info("%s", final_line(section, run_dir))
     return section
