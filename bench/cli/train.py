@@ -123,7 +123,27 @@ def _run_app() -> None:
             os.environ["HYDRA_FULL_ERROR"] = previous
 
 
+def _plan(argv: list[str]) -> None:
+    """``--plan``: list what the command would do, job by job, and exit (bench.sweep.plan)."""
+    from bench.sweep.plan import plan_command
+
+    try:
+        code, lines = plan_command(argv, CONF_DIR, check_data=check_data_path)  # its own missing-data message
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
+        if not _is_config_error(exc):
+            raise
+        print(_config_error_text(exc), file=sys.stderr)
+        sys.exit(2)
+    print("\n".join(lines), flush=True)
+    sys.exit(code)
+
+
 def main() -> None:
+    if "--plan" in sys.argv[1:]:  # before Hydra, which would refuse the flag and run the jobs
+        _plan([a for a in sys.argv[1:] if a != "--plan"])
     # A sweep with a failed job exits 1 from its summary (bench.sweep.summary), after every job.
     _run_app()
 
