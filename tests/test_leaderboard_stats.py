@@ -203,3 +203,29 @@ def test_holm_matches_the_step_down_definition():
     # sorted 0.01, 0.03, 0.04, 0.2 (m = 4): 0.04, max(0.09, .04), max(0.08, 0.09), max(0.2, 0.09)
     assert got[0] == pytest.approx(0.04) and got[3] == pytest.approx(0.09)
     assert got[1] == pytest.approx(0.09) and got[4] == pytest.approx(0.2)
+
+
+def test_batched_paired_tests_equal_paired_tests_bit_for_bit():
+    """The leaderboard's per-run DeLong components give exactly paired_tests' results (the cached
+    and the fresh render print the same p), and fall back to it for runs on other items."""
+    from bench.evaluation.stats import PredictionSet, paired_tests
+    from bench.leaderboard.pairs import PairedTests
+
+    rng = np.random.default_rng(3)
+    ids = np.array([f"i{k:03d}" for k in range(90)], dtype=object)
+    label = rng.integers(0, 2, 90)
+
+    def run(skill, ids=ids, label=label):
+        p1 = np.clip(0.5 + skill * (label - 0.5) + rng.normal(0, 0.3, len(label)), 0, 1)
+        p1[:5] = 0.5  # ties
+        prob = np.stack([1 - p1, p1], axis=1)
+        return PredictionSet(ids=ids, label=label, pred=(p1 >= 0.5).astype(np.int64), prob=prob, positive_index=1)
+
+    sets = [run(s) for s in (0.1, 0.3, 0.5, 0.5, 0.8)]
+    other = run(0.4, ids=np.array([f"j{k:03d}" for k in range(90)], dtype=object))
+    batched = PairedTests()
+    for kind in ("binary", "multiclass"):
+        for a in sets + [other]:
+            for b in sets + [other]:
+                assert batched(a, b, kind) == paired_tests(a, b, kind)
+    assert batched(sets[0], other, "binary") == {"comparable": False, "reason": "different test items"}

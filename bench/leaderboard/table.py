@@ -15,7 +15,9 @@ Definitions (also in docs/leaderboards.md):
 
 from __future__ import annotations
 
+import gc
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -26,6 +28,7 @@ from bench.errors import BenchError, first_line
 from bench.leaderboard import stats
 from bench.leaderboard.collect import load_predictions, prediction_key
 from bench.leaderboard.literature import literature_for, literature_metric_columns
+from bench.leaderboard.pairs import PairedTests
 
 from bench.leaderboard.columns import DISPLAY_METRICS, LOWER_IS_BETTER  # noqa: E402  (one column table)
 COST_COLS = ("params", "gmacs", "train_images_per_s", "latency_ms")
@@ -50,22 +53,28 @@ class TaskTable:
     pairs: dict = field(default_factory=dict)  # "i|j" (row positions) -> paired test, for the compare view
 
 
-def _ci_cache_key(row, n_resamples: int, seed: int, kind: str) -> str:
-    return json.dumps([row["abs_path"], prediction_key(row), n_resamples, seed, kind, int(bool(row["study_level"]))])
+def _ci_cache_key(row, n_resamples: int, seed: int, kind: str, pkey=prediction_key) -> str:
+    return json.dumps([row["abs_path"], pkey(row), n_resamples, seed, kind, int(bool(row["study_level"]))])
 
 
-class _LazyRows:
-    """run_id -> row (a Series) on demand: converting 10,000 rows to dicts up front costs seconds."""
+#: What the statistics read of a run: one small dict per run (a pandas row per run costs ~0.1 ms).
+STAT_FIELDS = ("run_id", "abs_path", "path", "imported", "classes", "study_level", "positive_index", "stored_ci")
 
-    def __init__(self, df: pd.DataFrame):
-        self.df = df
-        self.pos = {rid: i for i, rid in enumerate(df["run_id"])}
-        self._rows: dict[str, pd.Series] = {}
 
-    def __getitem__(self, rid: str) -> pd.Series:
-        if rid not in self._rows:
-            self._rows[rid] = self.df.iloc[self.pos[rid]]
-        return self._rows[rid]
+def _stat_rows(tr: pd.DataFrame) -> dict[str, dict]:
+    cols = [c for c in STAT_FIELDS if c in tr.columns]
+    return {r["run_id"]: r for r in tr[cols].to_dict("records")}
+
+
+@contextmanager
+def _gc_frozen():
+    """statsmodels' Holm step calls gc.collect(), which walks every object alive (the parsed rows of
+    10,000 runs: about a second per call); frozen objects are skipped."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Stats:
@@ -80,6 +89,15 @@ class _Stats:
         self.used_ci: set[str] = set()
         self.used_pairs: set[str] = set()
         self.computed = 0
+        self._pkeys: dict[str, list | None] = {}
+        self._paired = PairedTests()
+
+    def pkey(self, row) -> list | None:
+        """prediction_key (two stats) once per run and render."""
+        p = row["abs_path"]
+        if p not in self._pkeys:
+            self._pkeys[p] = prediction_key(row)
+        return self._pkeys[p]
 
     def preds(self, row):
         p = row["abs_path"]
@@ -112,7 +130,7 @@ class _Stats:
         return hit.get("result") or None
 
     def ci(self, row, kind: str) -> dict | None:
-        key = _ci_cache_key(row, self.n_resamples, self.seed, kind)
+        key = _ci_cache_key(row, self.n_resamples, self.seed, kind, self.pkey)
         self.used_ci.add(key)
 
         def compute():
@@ -130,7 +148,7 @@ class _Stats:
         return self._cached("ci", key, compute)
 
     def pair(self, a, b, kind: str) -> dict | None:
-        key = json.dumps([a["abs_path"], prediction_key(a), b["abs_path"], prediction_key(b), kind])
+        key = json.dumps([a["abs_path"], self.pkey(a), b["abs_path"], self.pkey(b), kind])
         self.used_pairs.add(key)
 
         def compute():
@@ -138,14 +156,14 @@ class _Stats:
             if pa is None or pb is None:
                 return {}
             try:
-                return stats.paired_tests(pa, pb, kind)
+                return self._paired(pa, pb, kind)
             except BenchError as e:
                 return {"comparable": False, "reason": str(e)}
 
         return self._cached("pairs", key, compute)
 
     def row_interval(self, rows: list, kind: str, metric: str) -> dict | None:
-        key = json.dumps(["row", [[r["abs_path"], prediction_key(r)] for r in rows], self.n_resamples, self.seed,
+        key = json.dumps(["row", [[r["abs_path"], self.pkey(r)] for r in rows], self.n_resamples, self.seed,
                           kind, metric])
         self.used_ci.add(key)
 
@@ -317,15 +335,19 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     agg["generated"] = gen
 
     # per-run CIs (stored ones for imported runs without predictions)
-    by_id = _LazyRows(tr)
+    by_id = _stat_rows(tr)
     ref_ids = set(agg["ref_run_id"])
     ci_rows = []
-    for rid in tr["run_id"]:
+    stored_col = tr["stored_ci"] if "stored_ci" in tr.columns else [""] * len(tr)
+    for rid, raw in zip(tr["run_id"], stored_col):
         want = ci_scope == "all" or (ci_scope == "reference" and rid in ref_ids)
+        stored = _stored_ci({"stored_ci": raw}) if raw else {}
+        if not want and not stored:
+            ci_rows.append({"run_id": rid, "_ci_key": ""})
+            continue
         row = by_id[rid]
-        stored = _stored_ci(row)
-        ci = stored if stored else (st.ci(row, kind) if want else None)
-        flat = {"run_id": rid, "_ci_key": _ci_cache_key(row, n_resamples, seed, kind) if want and not stored else ""}
+        ci = stored if stored else st.ci(row, kind)
+        flat = {"run_id": rid, "_ci_key": _ci_cache_key(row, n_resamples, seed, kind, st.pkey) if want and not stored else ""}
         for m, v in (ci or {}).items():
             flat.update({f"ci_{m}_value": v.get("value"), f"ci_{m}_low": v.get("low"), f"ci_{m}_high": v.get("high"),
                          f"ci_{m}_method": v.get("method")})
@@ -344,14 +366,18 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
         agg[c] = np.nan
     agg["row_ci_method"] = ""
     if prim in stats.CI_METRICS[kind] and ci_scope != "none":
+        vals = agg[["row_ci_value", "row_ci_low", "row_ci_high"]].to_numpy(dtype=float, copy=True)
+        methods = list(agg["row_ci_method"])
         for i, ids in enumerate(agg["run_ids"]):
             rows = [by_id[r] for r in ids.split()]
             if any(_stored_ci(r) for r in rows):
                 continue  # imported without predictions: not derivable
             res = st.row_interval(rows, kind, prim)
             if res:
-                agg.loc[i, ["row_ci_value", "row_ci_low", "row_ci_high"]] = [res["value"], res["low"], res["high"]]
-                agg.loc[i, "row_ci_method"] = res["method"]
+                vals[i] = [res["value"], res["low"], res["high"]]
+                methods[i] = res["method"]
+        agg[["row_ci_value", "row_ci_low", "row_ci_high"]] = vals
+        agg["row_ci_method"] = methods
 
     # paired test against the best row, Holm-corrected over the rows compared
     # DeLong tests ROC-AUC; any other primary metric gets McNemar (per-item correctness)
@@ -362,34 +388,45 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     agg["vs_best"] = ""
     agg["pair_runs"] = ""
     eligible = agg.index[(~agg["flagged"]) & agg[pm].notna()]
+    # each row's runs (positions in tr), from one groupby instead of a filter per row and pair
+    positions = tr.groupby(GROUP, sort=False, dropna=False).indices
+    run_ids, run_seeds, run_splits = (tr[c].to_numpy() for c in ("run_id", "seed", "split_sha256"))
+
+    def row_runs(i: int) -> dict:
+        pos = positions[(agg.at[i, "model"], agg.at[i, "protocol_key"])]
+        return {"run_id": run_ids[pos], "seed": run_seeds[pos], "split_sha256": run_splits[pos]}
+
     if len(eligible):
         b = int(eligible[0])
         agg.loc[b, "is_best"] = True
         agg.loc[b, "vs_best"] = "best"
-        best = agg.iloc[b]
-        b_runs = tr[(tr["model"] == best["model"]) & (tr["protocol_key"] == best["protocol_key"])]
-        for i in range(len(agg)):
-            gr = agg.iloc[i]
-            if i == b or pd.isna(gr[pm]):
+        b_runs = row_runs(b)
+        vs_best, pair_runs = list(agg["vs_best"]), list(agg["pair_runs"])
+        p_cols = {c: agg[c].to_numpy(dtype=float, copy=True) for c in ("p_delong", "p_mcnemar", "p_vs_best")}
+        for i, score in enumerate(agg[pm]):
+            if i == b or pd.isna(score):
                 continue
-            g_runs = tr[(tr["model"] == gr["model"]) & (tr["protocol_key"] == gr["protocol_key"])]
-            pair = _pick_pair(g_runs[["run_id", "seed", "split_sha256"]], b_runs[["run_id", "seed", "split_sha256"]])
+            pair = _pick_pair(row_runs(i), b_runs)
             if pair is None:
-                agg.loc[i, "vs_best"] = "not comparable (different test split)"
+                vs_best[i] = "not comparable (different test split)"
                 continue
-            agg.loc[i, "pair_runs"] = f"{pair[0]} vs {pair[1]}"
+            pair_runs[i] = f"{pair[0]} vs {pair[1]}"
             res = st.pair(by_id[pair[0]], by_id[pair[1]], kind)
             if not res:
-                agg.loc[i, "vs_best"] = "no predictions"
+                vs_best[i] = "no predictions"
                 continue
             if not res.get("comparable"):
-                agg.loc[i, "vs_best"] = f"not comparable ({res.get('reason', '')})"
+                vs_best[i] = f"not comparable ({res.get('reason', '')})"
                 continue
             if "delong" in res:
-                agg.loc[i, "p_delong"] = res["delong"]["p"]
-            agg.loc[i, "p_mcnemar"] = res["mcnemar"]["p"]
-            agg.loc[i, "p_vs_best"] = res["delong"]["p"] if test_name == "DeLong" else res["mcnemar"]["p"]
-        agg["p_holm"] = stats.holm(agg["p_vs_best"].tolist())
+                p_cols["p_delong"][i] = res["delong"]["p"]
+            p_cols["p_mcnemar"][i] = res["mcnemar"]["p"]
+            p_cols["p_vs_best"][i] = res["delong"]["p"] if test_name == "DeLong" else res["mcnemar"]["p"]
+        agg["vs_best"], agg["pair_runs"] = vs_best, pair_runs
+        for c, v in p_cols.items():
+            agg[c] = v
+        with _gc_frozen():
+            agg["p_holm"] = stats.holm(agg["p_vs_best"].tolist())
         tested = agg["p_holm"].notna()
         agg.loc[tested, "vs_best"] = np.where(agg.loc[tested, "p_holm"] >= alpha, "not significantly different",
                                               "significantly worse")
@@ -398,12 +435,10 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     # every pair of rows, for the compare view (small tables only)
     pairs: dict[str, dict] = {}
     if len(agg) <= MAX_COMPARE_ROWS:
+        runs_of = [row_runs(i) for i in range(len(agg))]
         for i in range(len(agg)):
             for j in range(i + 1, len(agg)):
-                gi, gj = agg.iloc[i], agg.iloc[j]
-                ri = tr[(tr["model"] == gi["model"]) & (tr["protocol_key"] == gi["protocol_key"])]
-                rj = tr[(tr["model"] == gj["model"]) & (tr["protocol_key"] == gj["protocol_key"])]
-                pair = _pick_pair(ri[["run_id", "seed", "split_sha256"]], rj[["run_id", "seed", "split_sha256"]])
+                pair = _pick_pair(runs_of[i], runs_of[j])
                 if pair is None:
                     pairs[f"{i}|{j}"] = {"comparable": False, "reason": "different test split"}
                     continue
