@@ -172,7 +172,8 @@ def test_cli_default_skips_road_and_names_the_output(run_dir, tmp_path, capsys):
     steps = _progress(err)
     assert set(steps) == {"explain"}, err  # no ROAD progress: it did not run
     total = ex["n_images"] * 2 * 2
-    assert steps["explain"][-1] == (total, total) and 2 <= len(steps["explain"]) <= 6
+    assert steps["explain"][0] == (0, total) and steps["explain"][-1] == (total, total)
+    assert 3 <= len(steps["explain"]) <= 6  # a few lines, not one per batch
     done = [d for d, _ in steps["explain"]]
     assert done == sorted(done) and len(set(done)) == len(done)
     (last,) = out.strip().splitlines()[-1:]
@@ -215,8 +216,8 @@ def test_progress_is_a_tqdm_bar_on_a_terminal():
                 bar.update(2)
     frames = term.getvalue().split("\r")
     assert "explain (images x layers x methods)" in frames[-1] and "12/12" in frames[-1]
-    # Not a terminal: one line per quarter (2/12 is below the first quarter), none with a \r.
-    assert [PROGRESS.match(l).group(2) for l in plain.getvalue().splitlines()] == ["4", "6", "10", "12"]
+    # Not a terminal: the start, then one line per quarter (2/12 is below the first), none with a \r.
+    assert [PROGRESS.match(l).group(2) for l in plain.getvalue().splitlines()] == ["0", "4", "6", "10", "12"]
     assert "\r" not in plain.getvalue()
 
 

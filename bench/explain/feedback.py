@@ -19,8 +19,8 @@ ROAD_OPT_IN = "--road-images N (bench-train: explain.road_images=N)"
 class Progress:
     """Count ``total`` units of ``what`` (e.g. ``images x layers x methods``) under ``label``.
 
-    On a terminal: a tqdm bar. Elsewhere: one line at each quarter and at least every
-    ``every_s`` seconds, and always the last one.
+    On a terminal: a tqdm bar. Elsewhere: a line at the start (0/total), at each quarter, at
+    least every ``every_s`` seconds, and always the last one.
     """
 
     def __init__(self, label: str, total: int, what: str, stream: TextIO | None = None,
@@ -28,7 +28,7 @@ class Progress:
         self.label, self.total, self.what = label, int(total), what
         self.stream = stream if stream is not None else sys.stderr  # looked up now: pytest swaps it
         self.every_s = every_s
-        self.done = 0
+        self.done, self._printed = 0, -1
         self.t0 = self._last = time.perf_counter()
         self._next_quarter = 1
         is_tty = tty if tty is not None else bool(getattr(self.stream, "isatty", lambda: False)())
@@ -38,6 +38,8 @@ class Progress:
 
             self._bar = tqdm(total=self.total, desc=f"{label} ({what})", file=self.stream, leave=True,
                              dynamic_ncols=True)
+        elif self.total > 0:
+            self._line(self.t0)  # 0/total: the size of the job, as soon as it starts
 
     def update(self, n: int) -> None:
         self.done = min(self.total, self.done + int(n))
@@ -46,12 +48,17 @@ class Progress:
             return
         now = time.perf_counter()
         quarter = self.done * 4 >= self._next_quarter * self.total
+        if self.done == self._printed:
+            return  # nothing new to say
         if quarter or now - self._last >= self.every_s or self.done == self.total:
             while self._next_quarter <= 4 and self.done * 4 >= self._next_quarter * self.total:
                 self._next_quarter += 1
-            self._last = now
-            print(f"{self.label}: {self.done}/{self.total} ({self.what}), {now - self.t0:.0f} s",
-                  file=self.stream, flush=True)
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        self._last, self._printed = now, self.done
+        print(f"{self.label}: {self.done}/{self.total} ({self.what}), {now - self.t0:.0f} s",
+              file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
