@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.data.symlinks import RootGuard, check_metadata_file, check_policy, screen_images
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 BINARY_CLASSES = ["non_fractured", "fractured"]
 REGION_CLASSES = ["hand", "leg", "hip", "shoulder", "mixed"]
@@ -88,7 +88,7 @@ def read_dataset_csv(csv_path: Path) -> pd.DataFrame:
     try:
         csv = pd.read_csv(csv_path, dtype={"image_id": str}, encoding="utf-8-sig", keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
-        raise BenchError(f"{csv_path}: cannot parse ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): "
+        raise BenchError(f"{csv_path}: cannot parse ({first_line(exc)}): "
                          f"restore the original dataset.csv") from None
     csv.columns = [str(c).strip() for c in csv.columns]
     missing_cols = [c for c in CSV_COLUMNS if c not in csv.columns]

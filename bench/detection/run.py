@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.paths import confined
 from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
 from bench.run_folder import absolute_paths, run_id_for
@@ -262,7 +262,7 @@ def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
                 try:
                     trainer = DetectionTrainer(overrides=overrides)
                 except (SyntaxError, KeyError) as exc:  # Ultralytics' message for a bad argument
-                    raise BenchError(f"model.ultralytics: {str(exc).splitlines()[0]}") from None
+                    raise BenchError(f"model.ultralytics: {first_line(exc)}") from None
                 trainer.train()
                 fit_s = time.perf_counter() - t_fit
                 epochs_this_time = max(0, int(trainer.epoch) + 1 - int(trainer.start_epoch))

@@ -18,11 +18,19 @@ import torch
 import torchmetrics
 import torchmetrics.functional.classification as tmf
 
+from bench.record import prob_columns
+
 
 #: Equal-width bins of the expected calibration error (ECE), L1 norm.
 ECE_BINS = 15
 #: Specificity targets of ``sensitivity_at_spec<NN>`` (binary tasks).
 SPEC_TARGETS = {"sensitivity_at_spec90": 0.90, "sensitivity_at_spec95": 0.95}
+#: Scalars of :func:`compute_metrics` that can pick a checkpoint (``monitor.metric=val/<name>``).
+MONITORABLE = ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "kappa")
+#: Every scalar validation logs once an epoch as ``val/<name>`` (besides ``val/loss``).
+VAL_LOGGED = MONITORABLE + ("auprc", "balanced_accuracy", "brier", "ece")
+#: The validation metrics a run may monitor: ``val/loss`` and the monitorable scalars.
+VAL_METRICS = ("val/loss", *(f"val/{name}" for name in MONITORABLE))
 
 
 def _finite(value) -> float | None:
@@ -144,7 +152,7 @@ class ClassificationMetrics(torchmetrics.Metric):
 
 def aggregate_by_study(predictions: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
     """MURA protocol: a study's probability is the mean of its images' probabilities."""
-    prob_cols = [f"prob_{c}" for c in class_names]
+    prob_cols = prob_columns(class_names)
     grouped = predictions.groupby("study_id", sort=True)
     studies = grouped[prob_cols].mean()
     first = grouped[["patient_id", "label", "split"]].first()

@@ -16,12 +16,13 @@ from bench.evaluation.metrics import aggregate_by_study
 from bench.evaluation.operating import operating_point
 from bench.evaluation.plots import plot_reliability
 from bench.evaluation.subgroups import fracatlas_attributes, subgroup_metrics
+from bench.record import prob_columns
 
 RELIABILITY_PLOT = "plots/reliability.png"
 
 
 def _probs(df: pd.DataFrame, classes: list[str]) -> np.ndarray:
-    return df[[f"prob_{c}" for c in classes]].to_numpy(dtype=np.float64)
+    return df[prob_columns(classes)].to_numpy(dtype=np.float64)
 
 
 def evaluate_extras(op_cfg: Mapping | None, preds: pd.DataFrame, metrics: dict, dm, run_dir: Path, title: str = "") -> dict:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.evaluation.metrics import compute_metrics
 from bench.evaluation.stats import PredictionSet, bootstrap_ci
+from bench.record import prob_columns
 
 #: Smallest group with a bootstrap CI; binary groups also need this many of each class.
 MIN_N_FOR_CI = 30
@@ -90,7 +91,7 @@ def subgroup_metrics(test: pd.DataFrame, attributes: pd.DataFrame, classes: list
     merged = test.merge(attributes, on="image_id", how="left", validate="many_to_one")
     if len(merged) != len(test):
         raise RuntimeError("subgroup attributes do not line up with the test predictions")
-    prob_cols = [f"prob_{c}" for c in classes]
+    prob_cols = prob_columns(classes)
     out: dict = {}
     for dim in DIMENSIONS:
         if dim not in merged.columns:

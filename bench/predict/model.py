@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.record import read_record
 
 __all__ = ["RunForPredict", "load_for_predict", "operating_point", "test_performance", "best_cam_layer"]
@@ -131,7 +131,7 @@ def _checkpoint_state(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise BenchError(f"{path}: cannot load the checkpoint as data ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}): re-train the run") from None
+                         f"{first_line(exc)}): re-train the run") from None
     sd = state.get("state_dict", state) if isinstance(state, dict) else None
     if not isinstance(sd, dict):
         raise BenchError(f"{path}: not a Lightning checkpoint with a state_dict: re-train the run")
@@ -178,14 +178,14 @@ def load_for_predict(run_dir, device: str | None = None) -> RunForPredict:
         raise
     except Exception as exc:
         raise BenchError(f"{cfg_path}: cannot build model {cfg.model.get('name')!r} "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                         f"({type(exc).__name__}: {first_line(exc)})") from None
     sd = _checkpoint_state(ckpt)
     weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights or sd, strict=True)
     except RuntimeError as exc:
         raise BenchError(f"{ckpt}: weights do not fit model {cfg.model.get('name')!r} "
-                         f"({str(exc).splitlines()[0]}): the checkpoint belongs to another model") from None
+                         f"({first_line(exc)}): the checkpoint belongs to another model") from None
     channels_last = bool((cfg.get("accel") or {}).get("channels_last", False))
     if device is None:
         recorded = str((record.get("cost") or {}).get("device") or "cpu")

@@ -23,7 +23,7 @@ from bench.errors import BenchError
 from bench.predict.figures import METHOD_LABELS, heatmap_to_display, original_png, overlay_png, safe_name
 from bench.predict.inputs import InputDataset, expand_inputs, input_loader
 from bench.predict.model import RunForPredict, best_cam_layer, load_for_predict
-from bench.record import atomic_write_json, atomic_write_text
+from bench.record import atomic_write_json, atomic_write_text, prob_column
 
 __all__ = ["predict"]
 
@@ -158,7 +158,7 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], out_dir=None, *, heatm
             for k, b in enumerate(ok):
                 li = int(label_idx[k])
                 row = {"index": b["index"], "input": b["input"], "image_id": b["image_id"], "readable": True, "reason": "",
-                       **{f"prob_{c}": float(probs[k, j]) for j, c in enumerate(classes)},
+                       **{prob_column(c): float(probs[k, j]) for j, c in enumerate(classes)},
                        "label": classes[li], "label_at_0.5": classes[int(argmax[k])],
                        "threshold": run.threshold, "threshold_rule": run.threshold_rule,
                        "positive_class": classes[pos] if pos is not None else None,
@@ -222,7 +222,7 @@ def _write_csv(path: Path, rows: list[dict], classes: list[str], show_patient_id
         d = r.get("dicom") or {}
         rec = {"input": r["input"], "image_id": r["image_id"], "readable": r["readable"], "reason": r["reason"]}
         for c in classes:
-            rec[f"prob_{c}"] = r.get(f"prob_{c}")
+            rec[prob_column(c)] = r.get(prob_column(c))
         rec.update({"label": r.get("label"), "label_at_0.5": r.get("label_at_0.5"), "threshold": r.get("threshold"),
                     "threshold_rule": r.get("threshold_rule"), "heatmap": r.get("heatmap"),
                     "cam_method": r.get("cam_method"), "cam_layer": r.get("cam_layer"), "heatmap_empty": r.get("heatmap_empty"),

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from bench.evaluation.metrics import ClassificationMetrics
+from bench.evaluation.metrics import VAL_LOGGED, ClassificationMetrics
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -81,8 +81,7 @@ class FractureClassifier(L.LightningModule):
     def on_validation_epoch_end(self):
         metrics = self.val_metrics.compute()
         self.val_metrics.reset()
-        for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "kappa",
-                    "auprc", "balanced_accuracy", "brier", "ece"):
+        for key in VAL_LOGGED:
             if key in metrics:
                 # None (undefined, e.g. AUC on a one-class val set) would poison "max" monitors: use 0.
                 value = metrics[key]

@@ -31,7 +31,7 @@ from bench.provenance import sweep_info as _sweep_info
 # re-exported here for bench.detection.run and the tests.
 from bench.run_folder import NON_RESULT_KEYS, config_hash, run_id_for  # noqa: F401
 from bench.run_folder import absolute_paths as _absolute_paths
-from bench.evaluation.metrics import aggregate_by_study, compute_metrics
+from bench.evaluation.metrics import VAL_METRICS, aggregate_by_study, compute_metrics
 from bench.evaluation.plots import plot_confusion, plot_learning_curves, plot_roc
 from bench.evaluation.operating import validate_config as validate_operating_point
 from bench.evaluation.results import evaluate_extras
@@ -51,7 +51,6 @@ from bench.training.module import OPTIMIZERS, FractureClassifier
 
 log = logging.getLogger(__name__)
 
-VAL_METRICS = ("val/loss", "val/accuracy", "val/precision", "val/recall", "val/specificity", "val/f1", "val/auroc", "val/kappa")
 
 
 def validate(cfg: DictConfig) -> None:
