@@ -9,7 +9,6 @@ happens once, in the cache (``bench/data/cache.py``), shared by every epoch, run
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from bench.data.cache import build_cache
 from bench.data.decode import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels
 from bench.data.fingerprint import dataset_files, fingerprint_files
 from bench.data.registry import LoadRequest, fixture_into, get_dataset
+from bench.data.selection import limit_per_class
 from bench.data.symlinks import check_policy as check_symlink_policy
 from bench.data.report import build_report
 from bench.data.transforms import eval_transform, train_transform
@@ -212,12 +212,7 @@ class FractureDataModule(L.LightningDataModule):
         self._require_every_class(table, f" (after {refused} symlink refusals)" if refused else "")
 
         n_before = len(table)
-        if self.limit_per_class:
-            # Deterministic and seed-independent: every seed of a smoke sweep sees the same images.
-            key = table["image_id"].map(lambda s: hashlib.sha1(s.encode()).hexdigest())
-            order = table.assign(_k=key).sort_values(["label", "_k"], kind="stable")
-            keep = order.groupby("label", sort=False).head(self.limit_per_class).index
-            table = table.loc[sorted(keep)].reset_index(drop=True)
+        table = limit_per_class(table, self.limit_per_class)  # the same images for every seed
         excluded_by_limit = n_before - len(table)
         self.fingerprint = fingerprint_files(dataset_files(self.dataset, table, info), info["root"], self.cache_dir,
                                              self.decode_workers)
