@@ -186,3 +186,28 @@ def test_single_run_and_optuna_and_errors(tmp_path: Path, fixture_cache: Path) -
     bad = _run([BENCH_TRAIN, "-m", *tiny(tmp_path, fixture_cache), "seed=0,1", "no_such_key=1", "--plan"], tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "no_such_key" in bad.stderr.splitlines()[0]
     assert not (tmp_path / "logs").exists() and not (tmp_path / "runs").exists()
+
+
+def test_plan_fingerprint_is_the_one_the_datamodule_records(tmp_path: Path, fixture_cache: Path) -> None:
+    """The oracle of bench.data.selection: FractureDataModule's own fingerprint (Lightning loaded here)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from bench.data.selection import selected_fingerprint
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from training_helpers import compose
+
+    digests = []
+    for limit in ("null", "5"):
+        cfg = compose([*tiny(tmp_path, fixture_cache), f"data.limit_per_class={limit}"])
+        dm = instantiate(cfg.data, image_size=32)
+        planned = selected_fingerprint(OmegaConf.to_container(cfg.data, resolve=True))
+        assert planned.digest == dm.compute_data_fingerprint()
+        digests.append((planned.digest, planned.n_files))
+    assert digests[0][0] != digests[1][0] and digests[1][1] < digests[0][1]
+
+
+def test_bench_train_help_names_the_plan_flag(tmp_path: Path) -> None:
+    out = _run([BENCH_TRAIN, "--help"], tmp_path)
+    assert out.returncode == 0 and "--plan" in out.stdout.splitlines()[1]

@@ -32,6 +32,11 @@ def limit_per_class(table: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     return table.loc[sorted(keep)].reset_index(drop=True)
 
 
+# The data config keys the selection and so the fingerprint depend on (not seed, split, batch size...).
+SELECTION_KEYS = ("dataset", "root", "task", "label_source", "body_part", "options", "symlinks", "limit_per_class",
+                  "cache_dir")
+
+
 def _limit(value: Any) -> int | None:
     return None if value in (None, "", 0) else int(value)
 

@@ -113,10 +113,10 @@ class _Fingerprints:
         self.known: dict[str, object] = {}
 
     def get(self, data: DictConfig):
-        from bench.data.selection import selected_fingerprint
+        from bench.data.selection import SELECTION_KEYS, selected_fingerprint
 
         plain = OmegaConf.to_container(data, resolve=True)
-        key = json.dumps(plain, sort_keys=True, default=str)
+        key = json.dumps({k: plain.get(k) for k in SELECTION_KEYS}, sort_keys=True, default=str)
         if key not in self.known:
             self.known[key] = selected_fingerprint(plain)
         return self.known[key]
