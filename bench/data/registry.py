@@ -58,6 +58,7 @@ class DatasetSource:
     default_split: ClassVar[str] = "ratio"               # data.split.method when the config gives none
     study_level: ClassVar[bool] = False                  # metrics also aggregated per study
     fixture_size: ClassVar[str] = "images"               # what bench-data --n counts
+    layout_hint: ClassVar[str] = "the dataset's folder"  # what data.root / bench-check --root must be
     fixture_default_n: ClassVar[int] = 200
 
     def load(self, request: LoadRequest) -> LoadedDataset:

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -192,6 +193,27 @@ def run_detection(cfg: DictConfig) -> dict:
         lock.release()
 
 
+@dataclass
+class _DetectionData:
+    """The run's view of the dataset: its table and report, the link tree Ultralytics reads, and
+    the digest of every file it reads (checked again after the run)."""
+
+    root: Path
+    table: pd.DataFrame
+    report: dict
+    split_cfg: dict
+    tree: dict
+    files: list[str]
+    digest_before: str
+
+
+@dataclass
+class _Fit:
+    resume_from: str | None = None
+    fit_s: float = 0.0
+    train_images: int = 0
+
+
 def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
     from bench.provenance import environment, sweep_info  # imports torch: only once a run starts
 
@@ -204,121 +226,46 @@ def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
     weights = _weights(cfg)
     t_start = time.perf_counter()
 
-    from bench.detection.data import build_link_tree, check_labels, files_digest, load_detection_table, tree_changes
     from bench.data.splits import split_hash, write_split
 
     d = cfg.data
-    root = Path(str(d.root)).expanduser()
-    if not (root / "dataset.csv").is_file() and d.get("generate_if_missing"):
-        from bench.detection.fixtures import make_detection_fixture
-
-        make_detection_fixture(root, seed=int(d.get("fixture_seed", 0)))
-    split_cfg = OmegaConf.to_container(d.get("split"), resolve=True) if d.get("split") else {}
-    table, report = load_detection_table(root, protocol=str(d.protocol), split=split_cfg, split_seed=int(cfg.split_seed),
-                                         split_file=d.get("split_file"), truncated=str(d.get("truncated", "load")))
-    report["label_check"] = check_labels(root, table, min_iou=float(d.get("label_check_min_iou", 0.5)))
-    if d.get("label_disagreements", "report") == "error" and report["label_check"].get("n_disagreements"):
-        first = report["label_check"]["disagreements"][0]
-        raise BenchError(f"{root}: YOLO and COCO boxes disagree ({report['label_check']['n_disagreements']}, first {first['image_id']}: "
-                         f"{first['kind']}); set data.label_disagreements=report to train on the YOLO boxes anyway")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tree = build_link_tree(table, run_dir / "yolo_data")
-    dataset_files = list(table["path"]) + [p for p in table["label_path"] if os.path.isfile(p)]
-    digest_before = files_digest(dataset_files)
+    data = _prepare_data(cfg, run_dir)
+    table, report, root = data.table, data.report, data.root
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     write_split(table, run_dir / "split.csv")
 
     offline = offline_ultralytics()
-    from ultralytics import YOLO
-    from ultralytics.models.yolo.detect import DetectionTrainer
-
     from bench.checkpoints import load_ultralytics
 
-    args = _train_args(cfg, tree["yaml"]["main"], ultra_dir, image_size, device)
+    args = _train_args(cfg, data.tree["yaml"]["main"], ultra_dir, image_size, device)
     if weights:
         load_ultralytics(weights)  # read as data first: refused files never reach Ultralytics' own loader
         args["pretrained"] = weights
     last = ultra_dir / "weights" / "last.pt"
-    done_marker = ultra_dir / "train_complete.json"
-    resume_from = None
-    fit_s = 0.0
-    train_images = 0
-    policy = str(d.get("truncated", "load"))
-    with _truncated_policy(policy):
-        if done_marker.is_file() and last.is_file() and cfg.resume:
-            resume_from = "training finished earlier: evaluation only"
-        else:
-            if cfg.resume and last.is_file():
-                ckpt = load_ultralytics(last)
-                if int(ckpt.get("epoch", -1)) < 0:
-                    resume_from = "training finished earlier: evaluation only"
-                else:
-                    resume_from = str(last)
-            elif ultra_dir.exists():
-                shutil.rmtree(ultra_dir)
-            if resume_from is None or resume_from == str(last):
-                overrides = {**args, "resume": str(last)} if resume_from else args
-                t_fit = time.perf_counter()
-                try:
-                    trainer = DetectionTrainer(overrides=overrides)
-                except (SyntaxError, KeyError) as exc:  # Ultralytics' message for a bad argument
-                    raise BenchError(f"model.ultralytics: {first_line(exc)}") from None
-                trainer.train()
-                fit_s = time.perf_counter() - t_fit
-                epochs_this_time = max(0, int(trainer.epoch) + 1 - int(trainer.start_epoch))
-                train_images = epochs_this_time * int((table["split"] == "train").sum())
-            atomic_write_json(done_marker, {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-
+    with _truncated_policy(str(d.get("truncated", "load"))):
+        fit = _fit(cfg, args, ultra_dir, table)
         best = ultra_dir / "weights" / "best.pt"
         if not best.is_file():
             raise BenchError(f"{best}: Ultralytics wrote no best checkpoint; see {ultra_dir}")
         best_ckpt = load_ultralytics(best)
         t_test = time.perf_counter()
-        summary = _evaluate(cfg, tree, table, best, image_size, device, ultra_dir)
+        summary = _evaluate(cfg, data.tree, table, best, image_size, device, ultra_dir)
         test_s = time.perf_counter() - t_test
-    digest_after = files_digest(dataset_files)
-    if digest_after != digest_before:
-        raise BenchError(f"{root}: dataset files changed during the run (SHA-256 {digest_before[:12]} -> {digest_after[:12]}): "
+    from bench.detection.data import files_digest, tree_changes
+
+    digest_after = files_digest(data.files)
+    if digest_after != data.digest_before:
+        raise BenchError(f"{root}: dataset files changed during the run (SHA-256 {data.digest_before[:12]} -> {digest_after[:12]}): "
                          f"restore the dataset from its release; nothing may write into it")
-    rewritten = tree_changes(tree["root"])
-    report["ultralytics_rewrote_in_link_tree"] = rewritten
+    report["ultralytics_rewrote_in_link_tree"] = tree_changes(data.tree["root"])
     report["ultralytics_scan"] = summary["scan"]
 
-    from bench.detection.metrics import torchmetrics_map
-
-    det, gt, images = summary["detections"], summary["ground_truth"], summary["images"]
-    atomic_write_text(run_dir / "detections.csv", det.to_csv(index=False))
-    atomic_write_text(run_dir / "ground_truth.csv", gt.to_csv(index=False))
-    atomic_write_text(run_dir / "images.csv", images.to_csv(index=False))
-    metrics = summary["metrics"]
-    for split in ("val", "test"):
-        if split in metrics:
-            ids = list(images.loc[images["split"] == split, "image_id"])
-            rec = torchmetrics_map(det[det["split"] == split], gt[gt["split"] == split], ids)
-            metrics[split]["map50_torchmetrics"] = rec["map50"]
-            metrics[split]["map50_95_torchmetrics"] = rec["map50_95"]
+    metrics = _write_evaluation(run_dir, summary)
     atomic_write_json(run_dir / "data_report.json", report)
     atomic_write_json(run_dir / "environment.json", {**environment(cfg, "cuda" if device != "cpu" else "cpu"), "ultralytics_offline": offline})
-
-    from bench.models.cost import count_params, gmacs, inference_latency_ms
-
-    net = best_ckpt.get("ema") or best_ckpt.get("model")
-    net = net.float().eval()
-    params = count_params(net)
-    try:
-        macs = gmacs(net, image_size)
-    except Exception:  # noqa: BLE001 - a cost figure must never fail a finished run
-        macs = None
-    latency = inference_latency_ms(net, image_size, device="cpu" if device == "cpu" else "cuda") if cfg.measure_latency else None
+    params, macs, latency = _cost(cfg, best_ckpt, image_size, device)
     results_csv = ultra_dir / "results.csv"
-    hist = pd.read_csv(results_csv) if results_csv.is_file() else pd.DataFrame()
-    hist.columns = [c.strip() for c in hist.columns]
-    fitness = (0.1 * hist["metrics/mAP50(B)"] + 0.9 * hist["metrics/mAP50-95(B)"]) if len(hist) else pd.Series(dtype=float)
-    best_epoch = int(hist["epoch"].iloc[int(fitness.to_numpy().argmax())]) if len(hist) else None
-    plots = {p.stem: os.path.relpath(p, run_dir) for p in sorted(ultra_dir.glob("*.png"))}
-    for split in ("val", "test"):
-        for p in sorted((ultra_dir / f"eval_{split}").glob("*.png")):
-            plots[f"{split}_{p.stem}"] = os.path.relpath(p, run_dir)
+    hist, fitness, best_epoch = _history(results_csv)
     counts = table["split"].value_counts().to_dict()
     sweep = sweep_info()
     record = {
@@ -337,31 +284,139 @@ def _train_detection(cfg: DictConfig, run_id: str, run_dir: Path) -> dict:
         "seed": int(cfg.seed),
         "split": {"file": "split.csv", "sha256": split_hash(table), "seed": int(cfg.split_seed),
                   "source": "official Utilities/Fracture Split" if d.protocol == "set1" else "harness (grouped, stratified)",
-                  **({} if d.protocol == "set1" else split_cfg),
+                  **({} if d.protocol == "set1" else data.split_cfg),
                   "counts": {k: int(counts.get(k, 0)) for k in ("train", "val", "test")}},
         "best": {"monitor": "val/fitness (0.1 mAP50 + 0.9 mAP50-95, Ultralytics)", "mode": "max", "epoch": best_epoch,
                  "score": None if not len(hist) else float(fitness.max())},
         "epochs_run": int(len(hist)),
-        "resumed_from": resume_from,
+        "resumed_from": fit.resume_from,
         "metrics": metrics,
         "subgroups": {"region": summary["regions"]},
         "cost": {"device": device if device == "cpu" else f"cuda:{device}", "precision": "16-mixed" if args["amp"] else "32-true",
-                 "train_images_per_s": (train_images / fit_s) if fit_s > 0 else None, "train_images": int(train_images),
-                 "inference_ms_per_image": latency, "wall_s": {"total": time.perf_counter() - t_start, "fit": fit_s, "test": test_s}},
+                 "train_images_per_s": (fit.train_images / fit.fit_s) if fit.fit_s > 0 else None, "train_images": int(fit.train_images),
+                 "inference_ms_per_image": latency, "wall_s": {"total": time.perf_counter() - t_start, "fit": fit.fit_s, "test": test_s}},
         "data": {"root": str(root), "truncated": report.get("truncated", []),
-                 "dataset_sha256": {"before": digest_before, "after": digest_after, "unchanged": digest_before == digest_after,
-                                    "files": len(dataset_files)},
+                 "dataset_sha256": {"before": data.digest_before, "after": digest_after, "unchanged": data.digest_before == digest_after,
+                                    "files": len(data.files)},
                  "label_disagreements": int(report["label_check"].get("n_disagreements", 0) or 0)},
         "files": {"config": "config.yaml", "split": "split.csv", "detections": "detections.csv", "ground_truth": "ground_truth.csv",
                   "images": "images.csv", "history": os.path.relpath(results_csv, run_dir), "data_report": "data_report.json",
                   "environment": "environment.json", "best_checkpoint": os.path.relpath(best, run_dir),
-                  "last_checkpoint": os.path.relpath(last, run_dir), "plots": plots},
+                  "last_checkpoint": os.path.relpath(last, run_dir), "plots": _plots(ultra_dir, run_dir)},
         "sweep": sweep,
         "tags": list(cfg.tags),
     }
     write_record(run_dir, record)
     log.info("detection run %s complete: test %s", run_id, {k: round(v, 4) for k, v in metrics.get("test", {}).items() if isinstance(v, float)})
     return {"status": "complete", "run_id": run_id, "run_dir": str(run_dir), "objective": metrics["val"]["map50"], "record": record}
+
+
+def _prepare_data(cfg: DictConfig, run_dir: Path) -> _DetectionData:
+    """The detection table (generated first for a tiny_* config), its label check, the link tree
+    in the run folder and the digest of the dataset files the run reads."""
+    from bench.detection.data import build_link_tree, check_labels, files_digest, load_detection_table
+
+    d = cfg.data
+    root = Path(str(d.root)).expanduser()
+    if not (root / "dataset.csv").is_file() and d.get("generate_if_missing"):
+        from bench.detection.fixtures import make_detection_fixture
+
+        make_detection_fixture(root, seed=int(d.get("fixture_seed", 0)))
+    split_cfg = OmegaConf.to_container(d.get("split"), resolve=True) if d.get("split") else {}
+    table, report = load_detection_table(root, protocol=str(d.protocol), split=split_cfg, split_seed=int(cfg.split_seed),
+                                         split_file=d.get("split_file"), truncated=str(d.get("truncated", "load")))
+    report["label_check"] = check_labels(root, table, min_iou=float(d.get("label_check_min_iou", 0.5)))
+    if d.get("label_disagreements", "report") == "error" and report["label_check"].get("n_disagreements"):
+        first = report["label_check"]["disagreements"][0]
+        raise BenchError(f"{root}: YOLO and COCO boxes disagree ({report['label_check']['n_disagreements']}, first {first['image_id']}: "
+                         f"{first['kind']}); set data.label_disagreements=report to train on the YOLO boxes anyway")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tree = build_link_tree(table, run_dir / "yolo_data")
+    files = list(table["path"]) + [p for p in table["label_path"] if os.path.isfile(p)]
+    return _DetectionData(root, table, report, split_cfg, tree, files, files_digest(files))
+
+
+def _fit(cfg: DictConfig, args: dict, ultra_dir: Path, table: pd.DataFrame) -> _Fit:
+    """Ultralytics' DetectionTrainer: fresh, resumed from ``last.pt``, or skipped when a finished
+    training left its marker (evaluation only)."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    from bench.checkpoints import load_ultralytics
+
+    last = ultra_dir / "weights" / "last.pt"
+    done_marker = ultra_dir / "train_complete.json"
+    fit = _Fit()
+    if done_marker.is_file() and last.is_file() and cfg.resume:
+        fit.resume_from = "training finished earlier: evaluation only"
+        return fit
+    if cfg.resume and last.is_file():
+        ckpt = load_ultralytics(last)
+        fit.resume_from = "training finished earlier: evaluation only" if int(ckpt.get("epoch", -1)) < 0 else str(last)
+    elif ultra_dir.exists():
+        shutil.rmtree(ultra_dir)
+    if fit.resume_from is None or fit.resume_from == str(last):
+        overrides = {**args, "resume": str(last)} if fit.resume_from else args
+        t_fit = time.perf_counter()
+        try:
+            trainer = DetectionTrainer(overrides=overrides)
+        except (SyntaxError, KeyError) as exc:  # Ultralytics' message for a bad argument
+            raise BenchError(f"model.ultralytics: {first_line(exc)}") from None
+        trainer.train()
+        fit.fit_s = time.perf_counter() - t_fit
+        epochs_this_time = max(0, int(trainer.epoch) + 1 - int(trainer.start_epoch))
+        fit.train_images = epochs_this_time * int((table["split"] == "train").sum())
+    atomic_write_json(done_marker, {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    return fit
+
+
+def _write_evaluation(run_dir: Path, summary: dict) -> dict:
+    """detections / ground_truth / images CSVs; the metrics with torchmetrics' mAP beside Ultralytics'."""
+    from bench.detection.metrics import torchmetrics_map
+
+    det, gt, images = summary["detections"], summary["ground_truth"], summary["images"]
+    atomic_write_text(run_dir / "detections.csv", det.to_csv(index=False))
+    atomic_write_text(run_dir / "ground_truth.csv", gt.to_csv(index=False))
+    atomic_write_text(run_dir / "images.csv", images.to_csv(index=False))
+    metrics = summary["metrics"]
+    for split in ("val", "test"):
+        if split in metrics:
+            ids = list(images.loc[images["split"] == split, "image_id"])
+            rec = torchmetrics_map(det[det["split"] == split], gt[gt["split"] == split], ids)
+            metrics[split]["map50_torchmetrics"] = rec["map50"]
+            metrics[split]["map50_95_torchmetrics"] = rec["map50_95"]
+    return metrics
+
+
+def _cost(cfg: DictConfig, best_ckpt: dict, image_size: int, device: str) -> tuple[int, float | None, float | None]:
+    """Parameters, GMACs and (with measure_latency) inference latency of the best network."""
+    from bench.models.cost import count_params, gmacs, inference_latency_ms
+
+    net = best_ckpt.get("ema") or best_ckpt.get("model")
+    net = net.float().eval()
+    params = count_params(net)
+    try:
+        macs = gmacs(net, image_size)
+    except Exception:  # noqa: BLE001 - a cost figure must never fail a finished run
+        macs = None
+    latency = inference_latency_ms(net, image_size, device="cpu" if device == "cpu" else "cuda") if cfg.measure_latency else None
+    return params, macs, latency
+
+
+def _history(results_csv: Path) -> tuple[pd.DataFrame, pd.Series, int | None]:
+    """Ultralytics' per-epoch results, its fitness per epoch and the best epoch by it."""
+    hist = pd.read_csv(results_csv) if results_csv.is_file() else pd.DataFrame()
+    hist.columns = [c.strip() for c in hist.columns]
+    fitness = (0.1 * hist["metrics/mAP50(B)"] + 0.9 * hist["metrics/mAP50-95(B)"]) if len(hist) else pd.Series(dtype=float)
+    best_epoch = int(hist["epoch"].iloc[int(fitness.to_numpy().argmax())]) if len(hist) else None
+    return hist, fitness, best_epoch
+
+
+def _plots(ultra_dir: Path, run_dir: Path) -> dict:
+    plots = {p.stem: os.path.relpath(p, run_dir) for p in sorted(ultra_dir.glob("*.png"))}
+    for split in ("val", "test"):
+        for p in sorted((ultra_dir / f"eval_{split}").glob("*.png")):
+            plots[f"{split}_{p.stem}"] = os.path.relpath(p, run_dir)
+    return plots
 
 
 def _jsonable(args: dict) -> dict:

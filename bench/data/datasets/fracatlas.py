@@ -17,6 +17,7 @@ from bench.testing import fixtures
 class FracAtlas(DatasetSource):
     tasks = ("binary", "region")
     extra_columns = ("region", "boxes", "fractured_folder", "fractured_csv")
+    layout_hint = "the FracAtlas folder holding dataset.csv and images/"
 
     def load(self, request: LoadRequest) -> LoadedDataset:
         table, info = load_fracatlas(request.root, task=request.task,

@@ -20,6 +20,7 @@ class Mura(DatasetSource):
     study_level = True
     fixture_size = "patients"
     fixture_default_n = 60
+    layout_hint = "MURA-v1.1/ or the folder that contains it"
 
     def load(self, request: LoadRequest) -> LoadedDataset:
         table, info = load_mura(request.root, body_part=request.options.get("body_part", "XR_HAND"),
