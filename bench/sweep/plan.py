@@ -175,10 +175,13 @@ def plan_job(num: int, overrides: list[str], cfg: DictConfig, fingerprints: _Fin
         stale = lock_stale_reason(lock_path, holder, stale_after)
         if stale is None:
             beat = holder.get("heartbeat") if holder else None
-            age = time.time() - (float(beat) if beat else lock_path.stat().st_mtime)
+            try:
+                age = f"{time.time() - (float(beat) if beat else lock_path.stat().st_mtime):.0f} s ago"
+            except (OSError, ValueError):  # released while we looked, or a torn heartbeat
+                age = "unknown"
             job.action = "busy"
             job.detail = (f"run.lock held by host {holder.get('host')} pid {holder.get('pid')} "
-                          f"(heartbeat {age:.0f} s ago): this job would skip it")
+                          f"(heartbeat {age}): this job would skip it")
             return job
         stale_note = f"; its stale run.lock ({stale}) is taken over"
     if not resume:
