@@ -28,6 +28,7 @@ from bench.errors import BenchError, first_line
 from bench.paths import confined
 from bench.record import atomic_write_json, atomic_write_text, read_record, write_record
 from bench.run_folder import absolute_paths, run_id_for
+from bench.tasks import check_run_keys
 from bench.training.lock import RunLock, RunLocked
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,7 @@ def _validate(cfg: DictConfig) -> None:
         raise BenchError(f"model={name} is a detector: use it with data=fracatlas_detection or data=fracatlas_detection_set2")
     if not isinstance(cfg.image_size, int) or not 32 <= cfg.image_size <= 2048 or cfg.image_size % 32:
         raise BenchError(f"image_size={cfg.image_size!r}: detection needs a multiple of 32 between 32 and 2048 (e.g. 320, 640)")
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise BenchError(f"seed={cfg.seed!r}: give a non-negative integer")
-    if int(cfg.trainer.max_epochs) < 1:
-        raise BenchError(f"trainer.max_epochs={cfg.trainer.max_epochs!r}: train for at least one epoch")
-    if cfg.size_policy not in ("protocol", "native"):
-        raise BenchError(f"size_policy={cfg.size_policy!r}: use 'protocol' or 'native'")
+    check_run_keys(cfg)
     if int(cfg.data.batch_size) < 1:
         raise BenchError(f"data.batch_size={cfg.data.batch_size!r}: give a positive batch size")
 

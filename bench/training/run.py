@@ -45,7 +45,7 @@ from bench.training.lock import RunLock, RunLocked
 from bench.training.resume import apply_retention, resume_checkpoint
 from bench.models.cost import count_params, gmacs, inference_latency_ms
 from bench.spec import RunSpec, resolve_spec
-from bench.tasks import CLASSIFICATION, task_kind
+from bench.tasks import CLASSIFICATION, check_run_keys, task_kind
 from bench.spec import instantiate as _instantiate
 from bench.training.module import OPTIMIZERS, FractureClassifier
 
@@ -59,8 +59,7 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"data={cfg.data.name} model={cfg.model.name} is a detection run: start it with bench-train "
                          f"(bench.pipeline.run_pipeline hands it to bench.detection.run), not bench.training.run")
     check_config(cfg, VAL_METRICS)  # types and ranges of every value, callbacks' monitors included
-    if cfg.size_policy not in ("protocol", "native"):
-        raise BenchError(f"size_policy={cfg.size_policy!r}: use 'protocol' (one image_size for all) or 'native'")
+    check_run_keys(cfg)
     if not isinstance(cfg.image_size, int) or not 32 <= cfg.image_size <= 2048:
         raise BenchError(f"image_size={cfg.image_size!r}: give an integer number of pixels between 32 and 2048")
     if cfg.monitor.metric not in VAL_METRICS:
@@ -71,10 +70,6 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError("monitor.mode must be 'min' when monitor.metric=val/loss")
     if str(cfg.optim.name).lower() not in OPTIMIZERS:
         raise BenchError(f"optim.name={cfg.optim.name!r} is not supported; use one of {', '.join(sorted(OPTIMIZERS))}")
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise BenchError(f"seed={cfg.seed!r}: give a non-negative integer")
-    if int(cfg.trainer.max_epochs) < 1:
-        raise BenchError(f"trainer.max_epochs={cfg.trainer.max_epochs!r}: train for at least one epoch")
     validate_operating_point(cfg.get("operating_point"))
     # Pretrained weights available (local file, cache, or an allowed download)? Before any data is read.
     from bench.models.pretrained import preflight
