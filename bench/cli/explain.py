@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available, else cpu")
     p.add_argument("--road-images", type=int, default=0, metavar="N",
                    help="score ROAD faithfulness on the first N images, final layer, per method "
-                        "(default 0: not run; about 4 s per image and method on a 2-core CPU)")
+                        "(default 0: not run; about 10 s per image and method on a 2-core CPU)")
     p.add_argument("--target", choices=["pred", "positive"], default="pred",
                    help="CAM target logit: the predicted class, or the task's positive class (default pred)")
     p.add_argument("--export-rating-sheet", metavar="PATH",
