@@ -6,6 +6,7 @@ cluster gets ``explain: 40/120 (images x layers x methods), 12 s`` and not a str
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,8 +37,14 @@ class Progress:
         if is_tty and self.total > 0:
             from tqdm.auto import tqdm
 
+            size = {}
+            try:
+                if os.get_terminal_size(self.stream.fileno()).columns == 0:
+                    size = {"ncols": 80, "nrows": 24}  # a terminal with no size set (some ptys): tqdm drew nothing
+            except (AttributeError, OSError, ValueError):
+                pass
             self._bar = tqdm(total=self.total, desc=f"{label} ({what})", file=self.stream, leave=True,
-                             dynamic_ncols=True)
+                             dynamic_ncols=not size, **size)
         elif self.total > 0:
             self._line(self.t0)  # 0/total: the size of the job, as soon as it starts
 
