@@ -262,3 +262,12 @@ def test_bad_run_folders_are_one_line_errors(tiny_run, tmp_path, capsys):
     # An output folder inside the run would change the run: refused.
     assert predict_main([str(run), image, "--out", str(run / "predict")]) == 2
     assert "inside the run folder" in capsys.readouterr().err
+
+
+def test_figure_names_of_inputs_sharing_a_file_name_stay_distinct():
+    """Two folders' IMG1.jpg (and a case variant) get their own figure files, numbered in input order."""
+    from bench.predict.run import _unique_name
+
+    used: set[str] = set()
+    names = [_unique_name(i, used) for i in ("IMG1.jpg", "IMG1.jpg", "img1.JPG", "IMG2.jpg")]
+    assert names == ["IMG1.jpg", "IMG1__2.jpg", "img1__3.JPG", "IMG2.jpg"]

@@ -70,6 +70,64 @@ def _cam_choice(run: RunForPredict, method: str, layer: str | None):
     return net, chosen, why
 
 
+def _out_dir(out_dir, run: RunForPredict, items) -> Path:
+    """The output folder (default ``./predict-<run id>``): never inside the run, never over an input."""
+    out = Path(out_dir) if out_dir is not None else Path.cwd() / f"predict-{run.run_id}"
+    out_res = out.resolve()
+    if out_res == run.run_dir.resolve() or out_res.is_relative_to(run.run_dir.resolve()):
+        raise BenchError(f"--out {out}: inside the run folder; the run stays as it was trained: choose another folder")
+    for it in items:
+        if Path(it.input).resolve() == out_res / "predictions.csv":
+            raise BenchError(f"--out {out}: would overwrite the input {it.input}")
+    return out
+
+
+def _labels(run: RunForPredict, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(argmax, label): binary runs call the positive class at the run's threshold, others the argmax."""
+    argmax = probs.argmax(1)
+    if run.kind != "binary":
+        return argmax, argmax
+    pos = run.positive_index
+    return argmax, torch.where(probs[:, pos] >= run.threshold, torch.full_like(argmax, pos), torch.full_like(argmax, 1 - pos))
+
+
+def _scored_row(run: RunForPredict, b: dict, probs: torch.Tensor, li: int, at_half: int) -> dict:
+    """One readable input's row of predictions.csv / the report (``probs``: its class probabilities)."""
+    classes, pos = run.classes, run.positive_index
+    return {"index": b["index"], "input": b["input"], "image_id": b["image_id"], "readable": True, "reason": "",
+            **{prob_column(c): float(probs[j]) for j, c in enumerate(classes)},
+            "label": classes[li], "label_at_0.5": classes[at_half],
+            "threshold": run.threshold, "threshold_rule": run.threshold_rule,
+            "positive_class": classes[pos] if pos is not None else None,
+            "probability": float(probs[pos] if run.kind == "binary" else probs[li]),
+            "truncated": b["truncated"], "dicom": b["dicom"],
+            "probs": {c: float(probs[j]) for j, c in enumerate(classes)}}
+
+
+def _heatmap_figure(out: Path, name: str, b: dict, row: dict, cam_map: torch.Tensor, cam_method: str,
+                    layer_name: str, heat_text: str) -> dict:
+    """Draw ``heatmaps/<name>.png`` (the map over the input as shown); its columns of the row."""
+    rel = f"heatmaps/{Path(name).stem}.png"
+    heat = heatmap_to_display(cam_map, b["display"].shape)
+    title = f"{b['image_id']}: {row['label']} (p={row['probability']:.3f})"
+    overlay_png(out / rel, b["display"], heat, title, cam_method, layer_name)
+    empty = bool(cam_map.max() <= 0)
+    return dict(heatmap=rel, cam_method=cam_method, cam_layer=layer_name, heatmap_empty=empty,
+                heatmap_text=heat_text + ("; EMPTY: the map is zero everywhere (no positive evidence "
+                                          "for the label at this layer; try --cam-layer)" if empty else ""))
+
+
+def _unique_name(image_id: str, used_names: set[str]) -> str:
+    """A figure file name for ``image_id``, numbered when two inputs share one name (other folders)."""
+    name = safe_name(image_id)
+    stem, n = Path(name).stem, 1
+    while name.lower() in used_names:
+        n += 1
+        name = f"{stem}__{n}{Path(name).suffix}"
+    used_names.add(name.lower())
+    return name
+
+
 def predict(run_dir, inputs: Sequence[str | os.PathLike], out_dir=None, *, heatmaps: bool = True,
             report: bool = True, cam_method: str = "gradcampp", cam_layer: str | None = None,
             batch_size: int = 16, workers: int | None = None, device: str | None = None,
@@ -86,13 +144,7 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], out_dir=None, *, heatm
     if not items:
         raise BenchError(f"no files found in {', '.join(map(str, inputs))}: nothing to score")
     net, (layer_name, layer_module), layer_why = _cam_choice(run, cam_method, cam_layer) if heatmaps else (run.model, (None, None), "")
-    out = Path(out_dir) if out_dir is not None else Path.cwd() / f"predict-{run.run_id}"
-    out_res = out.resolve()
-    if out_res == run.run_dir.resolve() or out_res.is_relative_to(run.run_dir.resolve()):
-        raise BenchError(f"--out {out}: inside the run folder; the run stays as it was trained: choose another folder")
-    for it in items:
-        if Path(it.input).resolve() == out_res / "predictions.csv":
-            raise BenchError(f"--out {out}: would overwrite the input {it.input}")
+    out = _out_dir(out_dir, run, items)
     # Everything is validated: from here on files are written.
     fig_dir = out / ("heatmaps" if heatmaps else "images")
     if heatmaps or report:
@@ -100,7 +152,7 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], out_dir=None, *, heatm
     else:
         out.mkdir(parents=True, exist_ok=True)
 
-    classes, pos = run.classes, run.positive_index
+    classes = run.classes
     dataset = InputDataset(items, run.image_size, run.mean, run.std, run.truncated,
                            display=heatmaps or report, with_patient=show_patient_ids)
     loader = input_loader(dataset, batch_size, workers)
@@ -138,12 +190,7 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], out_dir=None, *, heatm
 
                 probs = logits_of(run.model(x)).float().softmax(dim=1).cpu()
             stage["forward"] += time.perf_counter() - t_fw
-            argmax = probs.argmax(1)
-            if run.kind == "binary":
-                p_pos = probs[:, pos]
-                label_idx = torch.where(p_pos >= run.threshold, torch.full_like(argmax, pos), torch.full_like(argmax, 1 - pos))
-            else:
-                label_idx = argmax
+            argmax, label_idx = _labels(run, probs)
             maps = None
             if heatmaps:
                 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -156,30 +203,10 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], out_dir=None, *, heatm
             t_fig = time.perf_counter()
             n_scored += len(ok)
             for k, b in enumerate(ok):
-                li = int(label_idx[k])
-                row = {"index": b["index"], "input": b["input"], "image_id": b["image_id"], "readable": True, "reason": "",
-                       **{prob_column(c): float(probs[k, j]) for j, c in enumerate(classes)},
-                       "label": classes[li], "label_at_0.5": classes[int(argmax[k])],
-                       "threshold": run.threshold, "threshold_rule": run.threshold_rule,
-                       "positive_class": classes[pos] if pos is not None else None,
-                       "probability": float(probs[k, pos] if run.kind == "binary" else probs[k, li]),
-                       "truncated": b["truncated"], "dicom": b["dicom"],
-                       "probs": {c: float(probs[k, j]) for j, c in enumerate(classes)}}
-                name = safe_name(b["image_id"])
-                stem, n = Path(name).stem, 1
-                while name.lower() in used_names:  # two inputs with one file name in different folders
-                    n += 1
-                    name = f"{stem}__{n}{Path(name).suffix}"
-                used_names.add(name.lower())
+                row = _scored_row(run, b, probs[k], int(label_idx[k]), int(argmax[k]))
+                name = _unique_name(b["image_id"], used_names)
                 if heatmaps:
-                    rel = f"heatmaps/{Path(name).stem}.png"
-                    heat = heatmap_to_display(maps[k], b["display"].shape)
-                    title = f"{b['image_id']}: {classes[li]} (p={row['probability']:.3f})"
-                    overlay_png(out / rel, b["display"], heat, title, cam_method, layer_name)
-                    empty = bool(maps[k].max() <= 0)
-                    row.update(heatmap=rel, cam_method=cam_method, cam_layer=layer_name, heatmap_empty=empty,
-                               heatmap_text=heat_text + ("; EMPTY: the map is zero everywhere (no positive evidence "
-                                                         "for the label at this layer; try --cam-layer)" if empty else ""))
+                    row.update(_heatmap_figure(out, name, b, row, maps[k], cam_method, layer_name, heat_text))
                 elif report:
                     rel = f"images/{Path(name).stem}.png"
                     original_png(out / rel, b["display"])
