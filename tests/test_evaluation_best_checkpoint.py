@@ -80,6 +80,15 @@ def test_strict_improvement_still_wins_over_a_better_loss(tmp_path):
     assert _saved_epoch(cb)[0] == 1 and cb.won_by_tie_break is False
 
 
+def test_float32_rounding_on_the_monitor_is_a_tie_not_an_improvement(tmp_path):
+    # the quickstart's history: AUROC 1.0 from epoch 1, float32 AUROC 1.0000001 on epoch 2 with a
+    # val loss 40x worse; the best loss (epoch 3) must win, as in an exact tie
+    cb = _fit(tmp_path, [(0.97, 0.6), (1.0, 0.59), (1.0000001192092896, 5.2), (1.0, 0.0006), (0.99, 0.0001)])
+    assert cb.best_epoch == 3 and _saved_epoch(cb) == (3, 3.0) and cb.won_by_tie_break is True
+    assert _saved_epoch(_fit(tmp_path / "exact", [(0.97, 0.6), (1.0, 0.59), (1.0000001192092896, 5.2)],
+                             tie_tolerance=0.0))[0] == 2  # tolerance 0: Lightning's strict rule
+
+
 def test_tie_break_state_survives_a_resume(tmp_path):
     _fit(tmp_path, HISTORY, max_epochs=3)  # best so far: epoch 2 (loss 0.4)
     cb = _fit(tmp_path, HISTORY, max_epochs=6, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))

@@ -5,7 +5,9 @@ the monitored metric ties (validation AUROC stuck at 1.0 on a small validation s
 *earliest* tied epoch wins, however poor its other validation numbers. This subclass breaks a
 tie on the monitor with a second validation key (default ``val/loss``, lower is better): a later
 epoch with the same monitor value and a strictly better tie-break value becomes the best.
-Only the validation metrics ever decide (test never picks a checkpoint).
+Monitor values within ``tie_tolerance`` of the best are ties: float32 AUROC reads 1.0000001 on one
+epoch and 1.0 on another, and that rounding must not pick the epoch. Only the validation metrics
+ever decide (test never picks a checkpoint).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from bench.errors import BenchError
 class TieBreakModelCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint(save_top_k=1)`` whose ties on ``monitor`` go to the better ``tie_break``."""
 
-    def __init__(self, *args, tie_break: str | None = "val/loss", tie_break_mode: str = "min", **kwargs):
+    def __init__(self, *args, tie_break: str | None = "val/loss", tie_break_mode: str = "min",
+                 tie_tolerance: float = 1e-6, **kwargs):
         super().__init__(*args, **kwargs)
+        if not (isinstance(tie_tolerance, (int, float)) and 0 <= tie_tolerance < 0.01):
+            raise BenchError(f"callbacks.model_checkpoint.tie_tolerance={tie_tolerance!r}: use a number in [0, 0.01)")
+        self.tie_tolerance = float(tie_tolerance)
         if tie_break_mode not in ("min", "max"):
             raise BenchError(f"callbacks.model_checkpoint.tie_break_mode={tie_break_mode!r}: use 'min' or 'max'")
         if tie_break and self.save_top_k != 1:
@@ -39,13 +45,13 @@ class TieBreakModelCheckpoint(ModelCheckpoint):
 
     def check_monitor_top_k(self, trainer, current=None) -> bool:
         self._tie_win = False
-        if super().check_monitor_top_k(trainer, current):
-            return True
         if current is None or self.tie_break is None or not self.best_k_models:
-            return False
+            return super().check_monitor_top_k(trainer, current)
         best = float(self.best_k_models[self.kth_best_model_path])
-        value = trainer.callback_metrics.get(self.tie_break)
-        if float(current) != best or value is None or not math.isfinite(float(value)) or self.best_tie_break_score is None:
+        if not math.isfinite(float(current)) or abs(float(current) - best) > self.tie_tolerance:
+            return super().check_monitor_top_k(trainer, current)
+        value = trainer.callback_metrics.get(self.tie_break)  # a tie: the tie-break decides
+        if value is None or not math.isfinite(float(value)) or self.best_tie_break_score is None:
             return False
         better = {"min": operator.lt, "max": operator.gt}[self.tie_break_mode](float(value), self.best_tie_break_score)
         self._tie_win = bool(trainer.strategy.reduce_boolean_decision(bool(better)))
@@ -85,6 +91,7 @@ def best_section(ckpt_cb: ModelCheckpoint, mode: str, best_epoch: int, history: 
                             "decided": bool(ckpt_cb.won_by_tie_break)}
     col = str(ckpt_cb.monitor).replace("/", "_")
     if history is not None and score is not None and col in history.columns and "epoch" in history.columns:
-        tied = history[np.isclose(history[col].astype(float), score, rtol=0.0, atol=1e-12)]
+        atol = getattr(ckpt_cb, "tie_tolerance", 0.0) or 1e-12
+        tied = history[np.isclose(history[col].astype(float), score, rtol=0.0, atol=atol)]
         out["tied_epochs"] = [int(e) for e in tied["epoch"]]
     return out
