@@ -231,8 +231,43 @@ class FractureDataModule(L.LightningDataModule):
             return
         self.prepare_data()
         table, info, dups, excluded_by_limit = self._select()
-        table = table.copy()
+        table, cache, cache_rows, id_of, unreadable = self._decoded(table.copy())
+        table, leakage = self._split(table)
 
+        cols = ["image_id", "path", "label", "split", "group"]
+        self.table = table[cols + list(self.source.extra_columns) + ["truncated"]].copy()
+        self.split_hash = splits_mod.split_hash(self.table)
+
+        # Cached images in RAM, in table order (row r of the table is image r).
+        self._images = np.ascontiguousarray(cache.images[cache_rows])
+        self._labels = self.table["label"].to_numpy(dtype=np.int64)
+        self._balance()
+
+        id_by_path = lambda paths: [id_of.get(p, p) for p in paths]  # noqa: E731
+        # Duplicate groups as used: members dropped by limit_per_class or skip do not count.
+        kept = set(self.table["image_id"])
+        dups = [[i for i in g if i in kept] for g in dups]
+        dups = [g for g in dups if len(g) > 1]
+        self.report = build_report(
+            self.table, self.classes, info,
+            truncated=id_by_path(cache.truncated), skipped=id_by_path(cache.skipped), unreadable=unreadable,
+            duplicate_groups=dups, leakage=leakage, excluded_by_limit=excluded_by_limit,
+            truncated_policy=self.truncated,
+        )
+        self.report["split"] = {**self.split_cfg, "seed": self.split_seed, "file": str(self.split_file) if self.split_file else None,
+                                "sha256": self.split_hash}
+        self.report["balance"] = self._balance_report()
+        self.report["cache"] = {"store": str(cache.store), "decoded_now": int(cache.n_decoded), "image_size": self.image_size}
+        self.report["max_image_pixels"] = self.max_image_pixels
+        self.report["fingerprint"] = self.fingerprint.as_report()
+        self._train_tf = train_transform(self.augment, self.mean, self.std)
+        self._eval_tf = eval_transform(self.mean, self.std)
+        self._ready = True
+
+    def _decoded(self, table: pd.DataFrame):
+        """Decode into the cache (once per image and size); leave out unreadable and skipped
+        files. Returns (table of usable rows with ``truncated``, cache, their cache rows, image id
+        by resolved path, unreadable entries)."""
         cache = build_cache(table["path"].tolist(), self.cache_dir, self.root, self.image_size,
                             self.truncated, workers=self.decode_workers, max_image_pixels=self.max_image_pixels)
         id_of = dict(zip((str(Path(p).resolve()) for p in table["path"]), table["image_id"]))
@@ -249,7 +284,10 @@ class FractureDataModule(L.LightningDataModule):
             raise BenchError(f"{self.root}: no readable images left (see unreadable/skipped files): check the dataset")
         left_out = len(unreadable) + len(cache.skipped)
         self._require_every_class(table, f" after leaving out {left_out} unreadable/skipped files" if left_out else "")
+        return table, cache, cache_rows, id_of, unreadable
 
+    def _split(self, table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        """The split (from ``split_file`` or made by the config), checked: no group on two sides, no empty side."""
         if self.split_file:
             table = splits_mod.read_split(self.split_file, table)
         else:
@@ -267,14 +305,10 @@ class FractureDataModule(L.LightningDataModule):
         for s in ("train", "val", "test"):
             if not (table["split"] == s).any():
                 raise BenchError(f"split {s!r} is empty ({len(table)} images): use more images or other split ratios")
+        return table, leakage
 
-        cols = ["image_id", "path", "label", "split", "group"]
-        self.table = table[cols + list(self.source.extra_columns) + ["truncated"]].copy()
-        self.split_hash = splits_mod.split_hash(self.table)
-
-        # Cached images in RAM, in table order (row r of the table is image r).
-        self._images = np.ascontiguousarray(cache.images[cache_rows])
-        self._labels = self.table["label"].to_numpy(dtype=np.int64)
+    def _balance(self) -> None:
+        """The training rows after ``data.balance`` (copies flagged) and the class weights."""
         train_rows = np.flatnonzero(self.table["split"].to_numpy() == "train")
         b = self.balance_cfg
         plan = balance_mod.balance_plan(
@@ -285,31 +319,13 @@ class FractureDataModule(L.LightningDataModule):
         self.train_rows = train_rows[plan.positions]
         self.train_is_copy = plan.is_copy
 
-        id_by_path = lambda paths: [id_of.get(p, p) for p in paths]  # noqa: E731
-        # Duplicate groups as used: members dropped by limit_per_class or skip do not count.
-        kept = set(self.table["image_id"])
-        dups = [[i for i in g if i in kept] for g in dups]
-        dups = [g for g in dups if len(g) > 1]
-        self.report = build_report(
-            self.table, self.classes, info,
-            truncated=id_by_path(cache.truncated), skipped=id_by_path(cache.skipped), unreadable=unreadable,
-            duplicate_groups=dups, leakage=leakage, excluded_by_limit=excluded_by_limit,
-            truncated_policy=self.truncated,
-        )
-        self.report["split"] = {**self.split_cfg, "seed": self.split_seed, "file": str(self.split_file) if self.split_file else None,
-                                "sha256": self.split_hash}
-        self.report["balance"] = {**self.balance_cfg, "train_rows": int(len(self.train_rows)),
-                                  "train_per_class": {c: int((self._labels[self.train_rows] == i).sum())
-                                                      for i, c in enumerate(self.classes)},
-                                  "train_copies_per_class": {c: int(((self._labels[self.train_rows] == i) & self.train_is_copy).sum())
-                                                             for i, c in enumerate(self.classes)},
-                                  "class_weights": None if self.class_weights is None else self.class_weights.tolist()}
-        self.report["cache"] = {"store": str(cache.store), "decoded_now": int(cache.n_decoded), "image_size": self.image_size}
-        self.report["max_image_pixels"] = self.max_image_pixels
-        self.report["fingerprint"] = self.fingerprint.as_report()
-        self._train_tf = train_transform(self.augment, self.mean, self.std)
-        self._eval_tf = eval_transform(self.mean, self.std)
-        self._ready = True
+    def _balance_report(self) -> dict:
+        trained = self._labels[self.train_rows]
+        return {**self.balance_cfg, "train_rows": int(len(self.train_rows)),
+                "train_per_class": {c: int((trained == i).sum()) for i, c in enumerate(self.classes)},
+                "train_copies_per_class": {c: int(((trained == i) & self.train_is_copy).sum())
+                                           for i, c in enumerate(self.classes)},
+                "class_weights": None if self.class_weights is None else self.class_weights.tolist()}
 
     # ------------------------------------------------------------------ loaders
     def _check_ready(self) -> None:
