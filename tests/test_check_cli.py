@@ -19,11 +19,11 @@ BENCH_TRAIN_WORDS = ("data.root", "paths.data_dir", "data=tiny_fracatlas")
 def test_missing_root_names_the_flag_before_heavy_imports(tmp_path, dataset):
     missing = tmp_path / "nowhere"
     code = ("import sys; from bench.cli.check import main; rc = main(sys.argv[1:]); "
-            "print('torch' in sys.modules, 'bench.data' in sys.modules); sys.exit(rc)")
+            "print('torch' in sys.modules, 'bench.data.datamodule' in sys.modules); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, dataset, "--root", str(missing)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stdout.split() == ["False", "False"]  # answered before torch and the data module load
+    assert proc.stdout.split() == ["False", "False"]  # answered before torch and the data module load (the registry is light)
     err = proc.stderr
     assert err.count("\n") == 1 and err.startswith(f"error: --root {missing} does not exist: ")
     assert f"bench-check {dataset} --root DIR" in err and f"bench-data {dataset} --out DIR" in err

@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.data.registry import dataset_names, get_dataset
+
 # The data module's errors name its config keys (data.root, ...); here the user typed flags.
 FLAG_OF_KEY = {
     "data.root": "--root", "data.task": "--task", "data.label_source": "--label-source",
@@ -16,10 +18,6 @@ FLAG_OF_KEY = {
     "data.limit_per_class": "--limit-per-class", "data.cache_dir": "--cache-dir",
 }
 _KEY_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(FLAG_OF_KEY, key=len, reverse=True)) + r")(?!\w|\.\w)")
-LAYOUT_HINT = {
-    "fracatlas": "the FracAtlas folder holding dataset.csv and images/",
-    "mura": "MURA-v1.1/ or the folder that contains it",
-}
 
 
 def flag_message(text: str) -> str:
@@ -32,7 +30,7 @@ def missing_root_message(dataset: str, root: str) -> str | None:
     path = Path(root).expanduser()
     if path.exists():
         return None
-    return (f"--root {path} does not exist: give bench-check {dataset} --root DIR with DIR {LAYOUT_HINT[dataset]}; "
+    return (f"--root {path} does not exist: give bench-check {dataset} --root DIR with DIR {get_dataset(dataset).layout_hint}; "
             f"bench-data {dataset} --out DIR writes a small one in that layout to try")
 
 
@@ -114,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                     "and class, truncated or unreadable files, symlinks out of the root, label conflicts, "
                     "duplicates, leakage across splits and the data fingerprint. Reads the dataset only; "
                     "nothing is written there. See docs/data.md.")
-    p.add_argument("dataset", choices=["fracatlas", "mura"], help="which layout the root has")
+    p.add_argument("dataset", choices=dataset_names(), help="which layout the root has")
     p.add_argument("--root", required=True, metavar="DIR",
                    help="the dataset folder: FracAtlas's (dataset.csv, images/), or MURA-v1.1/ or its parent")
-    p.add_argument("--task", default=None, help="fracatlas: binary|region (default binary); mura: abnormal")
+    tasks = "; ".join(f"{n}: {'|'.join(get_dataset(n).tasks)} (default {get_dataset(n).default_task})"
+                      for n in dataset_names())
+    p.add_argument("--task", default=None, help=f"the task whose labels to check ({tasks})")
     p.add_argument("--label-source", default="folder", choices=["folder", "csv"],
                    help="fracatlas labels from the image folders or from dataset.csv (default folder)")
     p.add_argument("--body-part", default="XR_HAND", help="mura: body-part folder such as XR_HAND, or all (default XR_HAND)")
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         split["method"] = args.split_method
     if args.split_ratios:
         split["ratios"] = args.split_ratios
-    task = args.task or ("binary" if args.dataset == "fracatlas" else "abnormal")
+    task = args.task or get_dataset(args.dataset).default_task
     try:
         with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
             dm = FractureDataModule(dataset=args.dataset, root=args.root, task=task, label_source=args.label_source,
