@@ -285,3 +285,34 @@ def test_real_fracatlas_set2_split_is_grouped_and_stratified(fracatlas_root):
     assert len(report["truncated"]) == 59  # decoded leniently (data.truncated=load), and reported
     frac = table.groupby("split")["fractured"].mean()
     assert (frac - 717 / 4083).abs().max() < 0.01
+
+
+def test_bench_explain_detector_flag_writes_the_table(tmp_path, capsys):
+    """bench-explain RUN --no-cams --detector DET: the same table as the function, as a CSV in the
+    run's explain folder, and one line naming it."""
+    from bench.cli.explain import main
+    from bench.detection.heatmaps import heatmaps_vs_detector
+
+    ids = ["IMG1.jpg", "IMG2.jpg"]
+    maps = np.zeros((2, 2, 28, 28), dtype=np.float16)
+    maps[:, 0, 3, 3] = 1.0
+    maps[:, 1, 24, 24] = 1.0
+    (tmp_path / "cls" / "explain").mkdir(parents=True)
+    np.savez_compressed(tmp_path / "cls/explain/heatmaps.npz", image_ids=np.array(ids), layers=np.array(["a", "b"]),
+                        methods=np.array(["eigencam"]), eigencam=maps)
+    det_dir = tmp_path / "det"
+    det_dir.mkdir()
+    pd.DataFrame({"image_id": ids, "split": "test", "region": "hand", "width": 200, "height": 100,
+                  "n_boxes": 1}).to_csv(det_dir / "images.csv", index=False)
+    pd.DataFrame({"image_id": ids, "split": "test", "x1": 0.0, "y1": 0.0, "x2": 40.0, "y2": 30.0}).to_csv(
+        det_dir / "ground_truth.csv", index=False)
+    pd.DataFrame({"image_id": ids, "split": "test", "x1": [150.0, 0.0], "y1": [70.0, 0.0], "x2": [200.0, 40.0],
+                  "y2": [100.0, 30.0], "score": [0.9, 0.8]}).to_csv(det_dir / "detections.csv", index=False)
+    assert main([str(tmp_path / "cls"), "--no-cams", "--detector", str(det_dir)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    written = pd.read_csv(tmp_path / "cls/explain/heatmaps_vs_detector.csv")
+    want = heatmaps_vs_detector(tmp_path / "cls", det_dir)
+    pd.testing.assert_frame_equal(written, want.reset_index(drop=True), check_dtype=False)
+    # final layer b peaks bottom-right: GT boxes top-left (0/2), detector boxes: IMG1 bottom-right, IMG2 top-left (1/2)
+    assert "2 images" in out and "eigencam 0.00/0.50" in out and "in a ground-truth box: 0.50" in out
+    assert main([str(tmp_path / "cls"), "--no-cams", "--detector", str(tmp_path / "nothing")]) == 2

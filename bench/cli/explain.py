@@ -23,6 +23,28 @@ DESCRIPTION = (
 )
 
 
+def _compare_with_detector(run_dir: str, det_run_dir: str, score: float) -> None:
+    """Heatmaps against the ground-truth boxes and a detector's boxes, on the images both runs cover."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from bench.detection.heatmaps import heatmaps_vs_detector
+    from bench.record import atomic_write_text
+
+    table = heatmaps_vs_detector(run_dir, det_run_dir, score_threshold=score)
+    out = Path(run_dir) / "explain" / "heatmaps_vs_detector.csv"
+    atomic_write_text(out, table.to_csv(index=False))
+    final = table[table["method"] != "detector"].groupby("method").tail(1)
+    cams = ", ".join(f"{r.method} {r.pointing_game_gt:.2f}/{r.pointing_game_det:.2f}" for r in final.itertuples()
+                     if pd.notna(r.pointing_game_gt) and pd.notna(r.pointing_game_det))
+    det = table[table["method"] == "detector"].iloc[0]
+    hit = f"{det['pointing_game_gt']:.2f}" if pd.notna(det["pointing_game_gt"]) else "n/a"
+    print(f"heatmaps vs detector: {out} ({len(table.attrs['image_ids'])} images; pointing game at the final layer, "
+          f"ground-truth boxes / detector boxes: {cams or 'n/a'}; detector's top box in a ground-truth box: {hit})",
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench-explain", description=DESCRIPTION)
     p.add_argument("run_dir", help="a finished run directory (record.json with status complete)")
@@ -43,13 +65,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="write the blank rating CSV (runs the CAMs first unless --no-cams)")
     p.add_argument("--import-ratings", metavar="CSV", nargs="+",
                    help="validate rated CSVs and store the aggregate in the record")
-    p.add_argument("--no-cams", action="store_true", help="do not (re)compute CAMs; only export/import rating sheets")
+    p.add_argument("--no-cams", action="store_true",
+                   help="do not (re)compute CAMs; only export/import rating sheets or compare with --detector")
+    p.add_argument("--detector", metavar="DET_RUN_DIR", default=None,
+                   help="a finished detection run (data=fracatlas_detection): also score the heatmaps against its boxes "
+                        "and write RUN_DIR/explain/heatmaps_vs_detector.csv (seed 002 Fig. 6 as numbers)")
+    p.add_argument("--detector-score", type=float, default=0.25, metavar="S",
+                   help="detector boxes with score >= S count (default 0.25)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         from bench.explain.rating import export_rating_sheet, import_ratings
 
-        only_ratings = args.no_cams or (args.import_ratings and not args.export_rating_sheet)
+        only_ratings = args.no_cams or (args.import_ratings and not args.export_rating_sheet and not args.detector)
         if not only_ratings:
             from bench.explain.run import explain_run
 
@@ -63,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("bench.explain.run").setLevel(logging.WARNING)
             section = explain_run(args.run_dir, **kwargs)
             print(final_line(section, args.run_dir), flush=True)
+        if args.detector:
+            _compare_with_detector(args.run_dir, args.detector, args.detector_score)
         if args.export_rating_sheet:
             path = export_rating_sheet(args.run_dir, args.export_rating_sheet)
             print(f"wrote rating sheet {path}")
