@@ -67,6 +67,16 @@ class PairedTests:
 
     def __init__(self):
         self._comp: dict[int, _Components] = {}
+        self._correct: dict[int, np.ndarray] = {}
+        self._mcnemar: dict[tuple[int, int], dict] = {}
+
+    def _mcnemar_test(self, a: PredictionSet, b: PredictionSet) -> dict:
+        """mcnemar_test's result depends on the discordant counts only: once per (b, c)."""
+        ca, cb = (self._correct.setdefault(id(ps), ps.pred == ps.label) for ps in (a, b))
+        key = (int(np.sum(ca & ~cb)), int(np.sum(~ca & cb)))
+        if key not in self._mcnemar:
+            self._mcnemar[key] = mcnemar_test(ca, cb)
+        return dict(self._mcnemar[key])
 
     def _components(self, ps: PredictionSet) -> _Components:
         c = self._comp.get(id(ps))
@@ -80,7 +90,7 @@ class PairedTests:
         if not same or (kind == "binary" and a.positive_index != b.positive_index):
             return paired_tests(a, b, kind)
         out: dict = {"comparable": True, "n": a.n}
-        out["mcnemar"] = mcnemar_test(a.pred == a.label, b.pred == b.label)
+        out["mcnemar"] = self._mcnemar_test(a, b)
         if kind == "binary":
             out["delong"] = _delong(self._components(a), self._components(b))
         return out
