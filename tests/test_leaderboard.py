@@ -453,3 +453,23 @@ def test_reporting_page_shows_subgroups_and_operating_point(tmp_path: Path):
     page = (out / "report-fracatlas_binary.html").read_text()
     assert "0.812 [0.700, 0.900]" in page and "too few for a bootstrap CI (n=6" in page
     assert "youden" in page and "0.31" in page and "CC BY 4.0" in page
+
+
+def test_render_with_cached_pair_tests_equals_fresh_render(tmp_path: Path):
+    """Paired tests (best-vs-row and the compare view) partly from the cache, partly computed
+    for a new row, give the same files as a render computing all of them."""
+    runs = tmp_path / "bench_runs"
+    for i, model in enumerate(("resnet18", "vgg16", "densenet121")):
+        for s in range(2):
+            make_run(runs, "fracatlas_binary", model, s, skill=0.4 + 0.4 * i, n_images=N)
+    inc = tmp_path / "inc"
+    render_leaderboard([runs], inc, n_resamples=200, ci_scope="none")
+    make_run(runs, "fracatlas_binary", "efficientnet_b0", 0, skill=1.0, n_images=N)
+    second = render_leaderboard([runs], inc, n_resamples=200, ci_scope="none")
+    assert second.collection.cached == 6 and len(second.tables["fracatlas_binary"].pairs) == 6
+    render_leaderboard([runs], tmp_path / "fresh", n_resamples=200, ci_scope="none", use_cache=False)
+    a, b = _tree(inc), _tree(tmp_path / "fresh")
+    assert sorted(a) == sorted(b)
+    assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]]
+    p = pd.read_csv(inc / "fracatlas_binary.csv")
+    assert p["p_delong"].notna().sum() == 3  # every row but the best, tested against it
