@@ -120,6 +120,7 @@ def main(argv=None) -> int:
               f" whole site {t:.2f} s ({r.collection.parsed} records parsed, {r.ci_computed} CIs computed,"
               f" {r.written} files written, {len(r.files)} files)")
 
+    totals: dict[str, float] = {}
     for label, kw in (("cold, no bootstrap (--ci-scope none)", {"ci_scope": "none"}),
                       ("cold, reference-run CIs + row intervals", {"ci_scope": "reference"}),
                       ("warm, same store", {"ci_scope": "reference"})):
@@ -127,11 +128,17 @@ def main(argv=None) -> int:
             (out / ".leaderboard_cache.json").unlink(missing_ok=True)
         r, t = render(**kw)
         show(label, r, t)
+        totals[label] = t
     extra = work / "bench_runs_extra"
     for s in range(10):
         make_run(extra, "fracatlas_binary", "newmodel", s, n_images=300)
     r, t = timed(lambda: render_leaderboard([extra], out, n_resamples=a.n_resamples, ci_scope="reference"))
     show("warm, incremental (+10 new runs)", r, t)
+    totals["incremental"] = t
+    # Ratios against the cold render of the same store, measured above in this run (load-independent).
+    base = totals["cold, reference-run CIs + row intervals"]
+    print(f"ratios to the cold render with CIs ({base:.2f} s): warm {totals['warm, same store'] / base:.3f}, "
+          f"incremental +10 runs {totals['incremental'] / base:.3f}")
     render_leaderboard([], out, n_resamples=a.n_resamples, ci_scope="reference",
                        remove=[d.name for d in sorted(extra.iterdir())])
     shutil.rmtree(extra, ignore_errors=True)
