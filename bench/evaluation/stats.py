@@ -247,6 +247,11 @@ def fast_delong(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, n
 def delong_test(score_a: np.ndarray, score_b: np.ndarray, positive: np.ndarray) -> dict:
     """Two-sided DeLong test of AUC(a) == AUC(b) on the same items."""
     aucs, cov = fast_delong(np.vstack([score_a, score_b]), positive)
+    return delong_result(aucs, cov)
+
+
+def delong_result(aucs: np.ndarray, cov: np.ndarray) -> dict:
+    """The DeLong test's answer from two AUCs and their 2x2 covariance."""
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
     diff = aucs[0] - aucs[1]
     if var <= 0:

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.stats as sps
 
 from bench.errors import BenchError
-from bench.evaluation.stats import PredictionSet, mcnemar_test, paired_tests
+from bench.evaluation.stats import PredictionSet, delong_result, mcnemar_test, paired_tests
 
 
 class _Components:
@@ -50,16 +50,7 @@ def _delong(a: _Components, b: _Components) -> dict:
     sx = np.atleast_2d(np.cov(np.vstack([a.v01, b.v01])))
     sy = np.atleast_2d(np.cov(np.vstack([a.v10, b.v10])))
     cov = sx / a.m + sy / a.n
-    aucs = np.array([a.auc, b.auc])
-    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
-    diff = aucs[0] - aucs[1]
-    if var <= 0:
-        p = 1.0 if diff == 0 else 0.0
-        z = 0.0 if diff == 0 else math.copysign(math.inf, diff)
-    else:
-        z = diff / math.sqrt(var)
-        p = float(2 * sps.norm.sf(abs(z)))
-    return {"test": "DeLong", "auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "z": float(z), "p": p}
+    return delong_result(np.array([a.auc, b.auc]), cov)
 
 
 class PairedTests:
