@@ -24,9 +24,8 @@ from bench.data import balance as balance_mod
 from bench.data import splits as splits_mod
 from bench.data.cache import build_cache
 from bench.data.decode import DEFAULT_MAX_IMAGE_PIXELS, check_max_image_pixels
-from bench.data.fingerprint import dataset_files, fingerprint_files
 from bench.data.registry import LoadRequest, fixture_into, get_dataset
-from bench.data.selection import limit_per_class
+from bench.data.selection import limit_and_fingerprint
 from bench.data.symlinks import check_policy as check_symlink_policy
 from bench.data.report import build_report
 from bench.data.transforms import eval_transform, train_transform
@@ -212,10 +211,9 @@ class FractureDataModule(L.LightningDataModule):
         self._require_every_class(table, f" (after {refused} symlink refusals)" if refused else "")
 
         n_before = len(table)
-        table = limit_per_class(table, self.limit_per_class)  # the same images for every seed
+        table, self.fingerprint = limit_and_fingerprint(self.dataset, table, info, self.limit_per_class, self.cache_dir,
+                                                        self.decode_workers)  # the same images for every seed
         excluded_by_limit = n_before - len(table)
-        self.fingerprint = fingerprint_files(dataset_files(self.dataset, table, info), info["root"], self.cache_dir,
-                                             self.decode_workers)
         self.data_fingerprint = self.fingerprint.digest
         self._selected = (table, info, dups, excluded_by_limit)
         return self._selected

@@ -32,6 +32,14 @@ def limit_per_class(table: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     return table.loc[sorted(keep)].reset_index(drop=True)
 
 
+def limit_and_fingerprint(dataset: str, table: pd.DataFrame, info: dict, limit: int | None, cache_dir: Path,
+                          decode_workers: int | None) -> tuple[pd.DataFrame, Fingerprint]:
+    """A loaded table with ``limit_per_class`` applied, and the fingerprint of the files that
+    selection reads: the one rule of the run (``FractureDataModule._select``) and the plan."""
+    table = limit_per_class(table, limit)
+    return table, fingerprint_files(dataset_files(dataset, table, info), info["root"], cache_dir, decode_workers)
+
+
 # The data config keys the selection and so the fingerprint depend on (not seed, split, batch size...).
 SELECTION_KEYS = ("dataset", "root", "task", "label_source", "body_part", "options", "symlinks", "limit_per_class",
                   "cache_dir")
@@ -53,6 +61,6 @@ def selected_fingerprint(data: Mapping) -> Fingerprint:
     source = get_dataset(str(data["dataset"]))
     loaded = source.load(LoadRequest(root=root, task=str(data["task"]), symlinks=str(data.get("symlinks", "refuse")),
                                      cache_dir=cache_dir, decode_workers=data.get("decode_workers"), options=options))
-    table = limit_per_class(loaded.table, _limit(data.get("limit_per_class")))
-    return fingerprint_files(dataset_files(str(data["dataset"]), table, loaded.info), loaded.info["root"], cache_dir,
-                             data.get("decode_workers"))
+    _, fingerprint = limit_and_fingerprint(str(data["dataset"]), loaded.table, loaded.info,
+                                           _limit(data.get("limit_per_class")), cache_dir, data.get("decode_workers"))
+    return fingerprint
