@@ -473,3 +473,44 @@ def test_render_with_cached_pair_tests_equals_fresh_render(tmp_path: Path):
     assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]]
     p = pd.read_csv(inc / "fracatlas_binary.csv")
     assert p["p_delong"].notna().sum() == 3  # every row but the best, tested against it
+
+
+def test_worker_processes_render_the_same_files_as_one_process(runs: Path, tmp_path: Path, monkeypatch):
+    """A cold render of many runs parses records and computes row intervals in forked workers
+    (bench.leaderboard.parallel); forced on for a small store, every file must be the same bytes
+    as the render in one process."""
+    import bench.leaderboard.collect as collect_mod
+    import bench.leaderboard.table as table_mod
+
+    for s in range(3, 6):
+        make_run(runs, "fracatlas_binary", "vgg16", s, skill=0.3, n_images=N)
+    monkeypatch.setenv("BENCH_WORKERS", "1")
+    one = render_leaderboard([runs], tmp_path / "one", n_resamples=200, use_cache=False)
+    monkeypatch.setenv("BENCH_WORKERS", "2")
+    monkeypatch.setattr(collect_mod, "PARALLEL_MIN_RECORDS", 0)
+    monkeypatch.setattr(table_mod, "PARALLEL_MIN_RUNS", 0)
+    spawned = []
+    import bench.leaderboard.parallel as par
+
+    real_pool = par.ProcessPoolExecutor
+    monkeypatch.setattr(par, "ProcessPoolExecutor", lambda *a, **k: spawned.append(1) or real_pool(*a, **k))
+    two = render_leaderboard([runs], tmp_path / "two", n_resamples=200, use_cache=False)
+    assert len(spawned) >= 2  # records and row intervals both went through workers
+    assert one.collection.parsed == two.collection.parsed == 9
+    a, b = _tree(tmp_path / "one"), _tree(tmp_path / "two")
+    assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
+
+
+def test_ragged_or_non_numeric_predictions_name_the_file_and_line(runs: Path, tmp_path: Path):
+    ragged = make_run(runs, "fracatlas_binary", "ragged", 0, n_images=N)
+    lines = (ragged / "predictions.csv").read_text().splitlines()
+    lines[3] += ",extra"
+    (ragged / "predictions.csv").write_text("\n".join(lines) + "\n")
+    blank = make_run(runs, "fracatlas_binary", "blanklines", 0, n_images=N)
+    (blank / "predictions.csv").write_text((blank / "predictions.csv").read_text().replace("\n", "\n\n", 5))
+    res = render_leaderboard([runs], tmp_path / "lb", n_resamples=200)
+    probs = {Path(p["path"]).name.rsplit("-", 1)[0]: p["reason"] for p in res.problems}
+    assert "predictions.csv: unreadable CSV (line 4 has" in probs[ragged.name]
+    assert blank.name not in probs  # blank lines are skipped, as pandas does
+    csv = pd.read_csv(tmp_path / "lb" / "fracatlas_binary.csv").set_index("model")
+    assert csv.loc["blanklines", "ref_ci_auroc_low"] > 0 and np.isnan(csv.loc["ragged", "ref_ci_auroc_low"])

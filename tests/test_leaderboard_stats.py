@@ -10,6 +10,7 @@ from scipy import stats as sps
 from sklearn import metrics as skm
 
 from bench.errors import BenchError
+from bench.evaluation import stats as kernels  # the kernels behind the re-exported functions
 from bench.leaderboard import stats
 
 
@@ -229,3 +230,40 @@ def test_batched_paired_tests_equal_paired_tests_bit_for_bit():
             for b in sets + [other]:
                 assert batched(a, b, kind) == paired_tests(a, b, kind)
     assert batched(sets[0], other, "binary") == {"comparable": False, "reason": "different test items"}
+
+
+def test_weighted_auroc_both_ways_match_sklearn_with_sample_weights(monkeypatch):
+    """The AUC kernel's matrix product (small test sets) and its sorted cumulative sums (large
+    ones) are two computations of the same number: both against scikit-learn's weighted AUC."""
+    ps = _binary(n=200, seed=4)
+    w = np.random.default_rng(5).integers(0, 4, (6, ps.n)).astype(float)
+    y, s = ps.label, ps.prob[:, 1]
+    want = [skm.roc_auc_score(y, s, sample_weight=wi) for wi in w]
+    pairwise = stats.MetricKernel(ps, "binary", names=("auroc",))(w)[0]
+    monkeypatch.setattr(kernels._AucKernel, "PAIRWISE_MAX", 0)
+    cumulative = stats.MetricKernel(ps, "binary", names=("auroc",))(w)[0]
+    assert pairwise == pytest.approx(want, abs=1e-12) and cumulative == pytest.approx(want, abs=1e-12)
+    assert (pairwise == cumulative).all()  # resample counts are whole numbers: the sums are exact
+
+
+@pytest.mark.parametrize("kind,metric", [("binary", "auroc"), ("binary", "f1"), ("multiclass", "f1"),
+                                         ("multiclass", "auroc"), ("multiclass", "kappa")])
+def test_row_interval_of_stacked_seeds_equals_one_kernel_per_seed(kind, metric, monkeypatch):
+    """The row interval computes the seeds of a row together (one product for all of them); each
+    seed's metric per resample must be what that seed's own kernel gives."""
+    rng = np.random.default_rng(7)
+    n, k = 120, (2 if kind == "binary" else 5)
+    y = rng.integers(0, k, n)
+    sets = []
+    for s in range(4):
+        pr = rng.dirichlet(np.ones(k), n)
+        pr[np.arange(n), y] += 0.3 * s
+        pr = np.round(pr / pr.sum(1, keepdims=True), 2)  # rounded: ties
+        sets.append(stats.PredictionSet(ids=np.arange(n).astype(str), label=y, pred=pr.argmax(1), prob=pr))
+    w = rng.integers(0, 3, (9, n)).astype(float)
+    stacked = kernels._SeedStack(sets, kind, metric)(w)
+    for i, ps in enumerate(sets):
+        assert (stacked[i] == stats.MetricKernel(ps, kind)(w)[stats.CI_METRICS[kind].index(metric)]).all()
+    got = stats.seed_image_interval(sets, kind, metric, n_resamples=300, seed=1)
+    monkeypatch.setattr(kernels._AucKernel, "PAIRWISE_MAX", 0)
+    assert stats.seed_image_interval(sets, kind, metric, n_resamples=300, seed=1) == got

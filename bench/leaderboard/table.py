@@ -29,6 +29,7 @@ from bench.leaderboard import stats
 from bench.leaderboard.collect import load_predictions, prediction_key
 from bench.leaderboard.literature import literature_for, literature_metric_columns
 from bench.leaderboard.pairs import PairedTests
+from bench.leaderboard.parallel import pmap
 
 from bench.leaderboard.columns import DISPLAY_METRICS, LOWER_IS_BETTER  # noqa: E402  (one column table)
 COST_COLS = ("params", "gmacs", "train_images_per_s", "latency_ms")
@@ -77,6 +78,44 @@ def _gc_frozen():
         gc.unfreeze()
 
 
+#: Rows of fewer runs than this are computed here: forking workers costs more than it saves.
+PARALLEL_MIN_RUNS = 256
+
+
+def load_checked(row) -> tuple[stats.PredictionSet | None, dict | None]:
+    """A run's test predictions, or None and the problem to list: a bad predictions file costs the
+    run its CI and tests, not the leaderboard. Runs imported from an earlier render without
+    predictions give None and no problem (their values show as "—")."""
+    p = row["abs_path"]
+    if bool(row.get("imported")) and not (Path(p) / "predictions.csv").is_file():
+        return None, None
+    try:
+        ps = load_predictions(row)
+        k = ps.prob.shape[1]
+        if ps.n and (ps.label.min() < 0 or ps.label.max() >= k or ps.pred.min() < 0 or ps.pred.max() >= k):
+            raise BenchError(f"{row['path']}: label/pred outside 0..{k - 1} in the predictions")
+        return ps, None
+    except (BenchError, ValueError, KeyError, TypeError) as e:
+        return None, {"path": row["path"], "reason": first_line(e)}
+
+
+def row_interval_job(job: tuple) -> tuple[dict, list[dict]]:
+    """One row's interval and the problems met (a worker's unit of work: module level, picklable)."""
+    rows, kind, metric, n_resamples, seed = job
+    problems: list[dict] = []
+    sets = []
+    for r in rows:
+        ps, problem = load_checked(r)
+        problems += [problem] if problem else []
+        sets.append(ps)
+    if any(ps is None for ps in sets):
+        return {}, problems
+    try:
+        return stats.seed_image_interval(sets, kind, metric, n_resamples=n_resamples, seed=seed), problems
+    except BenchError as e:
+        return {}, problems + [{"path": rows[0]["path"], "reason": str(e)}]
+
+
 class _Stats:
     """CI and paired-test computations through the cache; prediction files read at most once."""
 
@@ -101,19 +140,10 @@ class _Stats:
 
     def preds(self, row):
         p = row["abs_path"]
-        if bool(row.get("imported")) and not (Path(p) / "predictions.csv").is_file():
-            return None  # imported from an earlier render without predictions: "—", not a problem
         if p not in self._preds:
-            try:
-                ps = load_predictions(row)
-                k = ps.prob.shape[1]
-                if ps.n and (ps.label.min() < 0 or ps.label.max() >= k or ps.pred.min() < 0 or ps.pred.max() >= k):
-                    raise BenchError(f"{row['path']}: label/pred outside 0..{k - 1} in the predictions")
-                self._preds[p] = ps
-            except (BenchError, ValueError, KeyError, TypeError) as e:
-                # a bad predictions file costs the run its CI and tests, not the leaderboard
-                self._preds[p] = None
-                self.problems.append({"path": row["path"], "reason": first_line(e)})
+            self._preds[p], problem = load_checked(row)
+            if problem:
+                self.problems.append(problem)
         return self._preds[p]
 
     def _cached(self, store: str, key: str, compute):
@@ -162,22 +192,18 @@ class _Stats:
 
         return self._cached("pairs", key, compute)
 
-    def row_interval(self, rows: list, kind: str, metric: str) -> dict | None:
-        key = json.dumps(["row", [[r["abs_path"], self.pkey(r)] for r in rows], self.n_resamples, self.seed,
-                          kind, metric])
-        self.used_ci.add(key)
-
-        def compute():
-            sets = [self.preds(r) for r in rows]
-            if any(ps is None for ps in sets):
-                return {}
-            try:
-                return stats.seed_image_interval(sets, kind, metric, n_resamples=self.n_resamples, seed=self.seed)
-            except BenchError as e:
-                self.problems.append({"path": rows[0]["path"], "reason": str(e)})
-                return {}
-
-        return self._cached("ci", key, compute)
+    def row_intervals(self, row_sets: list[list], kind: str, metric: str) -> list[dict | None]:
+        """The seeds x images interval of each row (its runs' stat rows); the ones not cached
+        are computed in worker processes when there is enough work (:mod:`.parallel`)."""
+        keys = [json.dumps(["row", [[r["abs_path"], self.pkey(r)] for r in rows], self.n_resamples, self.seed,
+                            kind, metric]) for rows in row_sets]
+        self.used_ci.update(keys)
+        todo = {k: rows for k, rows in zip(keys, row_sets) if k not in self.cache["ci"]}
+        jobs = [(rows, kind, metric, self.n_resamples, self.seed) for rows in todo.values()]
+        outs = pmap(row_interval_job, jobs, parallel=sum(len(r) for r in todo.values()) >= PARALLEL_MIN_RUNS)
+        for k, (res, problems) in zip(todo, outs):
+            self.cache["ci"][k] = {"result": res, "problems": problems}
+        return [self._cached("ci", k, dict) for k in keys]  # all cached now; replays their problems
 
     def prune(self) -> None:
         # keep the cache the size of the current input
@@ -368,11 +394,9 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     if prim in stats.CI_METRICS[kind] and ci_scope != "none":
         vals = agg[["row_ci_value", "row_ci_low", "row_ci_high"]].to_numpy(dtype=float, copy=True)
         methods = list(agg["row_ci_method"])
-        for i, ids in enumerate(agg["run_ids"]):
-            rows = [by_id[r] for r in ids.split()]
-            if any(_stored_ci(r) for r in rows):
-                continue  # imported without predictions: not derivable
-            res = st.row_interval(rows, kind, prim)
+        wanted = [(i, rows) for i, rows in ((i, [by_id[r] for r in ids.split()]) for i, ids in enumerate(agg["run_ids"]))
+                  if not any(_stored_ci(r) for r in rows)]  # imported without predictions: not derivable
+        for (i, _), res in zip(wanted, st.row_intervals([rows for _, rows in wanted], kind, prim)):
             if res:
                 vals[i] = [res["value"], res["low"], res["high"]]
                 methods[i] = res["method"]
