@@ -489,14 +489,15 @@ def test_worker_processes_render_the_same_files_as_one_process(runs: Path, tmp_p
     monkeypatch.setenv("BENCH_WORKERS", "2")
     monkeypatch.setattr(collect_mod, "PARALLEL_MIN_RECORDS", 0)
     monkeypatch.setattr(table_mod, "PARALLEL_MIN_RUNS", 0)
+    monkeypatch.setattr(table_mod, "PARALLEL_MIN_CIS", 0)
     spawned = []
     import bench.leaderboard.parallel as par
 
     real_pool = par.ProcessPoolExecutor
     monkeypatch.setattr(par, "ProcessPoolExecutor", lambda *a, **k: spawned.append(1) or real_pool(*a, **k))
     two = render_leaderboard([runs], tmp_path / "two", n_resamples=200, use_cache=False)
-    assert len(spawned) >= 2  # records and row intervals both went through workers
-    assert one.collection.parsed == two.collection.parsed == 9
+    assert len(spawned) >= 3  # records, per-run CIs and row intervals went through workers
+    assert one.collection.parsed == two.collection.parsed == 9 and one.ci_computed == two.ci_computed == 9
     a, b = _tree(tmp_path / "one"), _tree(tmp_path / "two")
     assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
 

@@ -78,8 +78,10 @@ def _gc_frozen():
         gc.unfreeze()
 
 
-#: Rows of fewer runs than this are computed here: forking workers costs more than it saves.
+#: Below these counts the work is done here: forking workers costs more than it saves
+#: (runs in the row intervals of a table; per-run CIs to compute, ~4 ms each).
 PARALLEL_MIN_RUNS = 256
+PARALLEL_MIN_CIS = 64
 
 
 def load_checked(row) -> tuple[stats.PredictionSet | None, dict | None]:
@@ -97,6 +99,18 @@ def load_checked(row) -> tuple[stats.PredictionSet | None, dict | None]:
         return ps, None
     except (BenchError, ValueError, KeyError, TypeError) as e:
         return None, {"path": row["path"], "reason": first_line(e)}
+
+
+def ci_job(job: tuple) -> tuple[dict, list[dict]]:
+    """One run's bootstrap CIs and the problems met (a worker's unit of work)."""
+    row, kind, n_resamples, seed = job
+    ps, problem = load_checked(row)
+    if ps is None:
+        return {}, [problem] if problem else []
+    try:
+        return stats.bootstrap_ci(ps, kind, n_resamples=n_resamples, seed=seed), []
+    except BenchError as e:
+        return {}, [{"path": row["path"], "reason": str(e)}]
 
 
 def row_interval_job(job: tuple) -> tuple[dict, list[dict]]:
@@ -176,6 +190,21 @@ class _Stats:
             return res
 
         return self._cached("ci", key, compute)
+
+    def prefetch_cis(self, rows: list, kind: str) -> None:
+        """Compute the per-run CIs of ``rows`` not cached yet, in worker processes when there are
+        many (a cold ``--ci-scope all`` render of a large store); :meth:`ci` then reads them."""
+        todo = {}
+        for row in rows:
+            key = _ci_cache_key(row, self.n_resamples, self.seed, kind, self.pkey)
+            if key not in self.cache["ci"]:
+                todo[key] = row
+        if len(todo) < PARALLEL_MIN_CIS:
+            return  # computed one by one by ci()
+        jobs = [(row, kind, self.n_resamples, self.seed) for row in todo.values()]
+        for key, (res, problems) in zip(todo, pmap(ci_job, jobs)):
+            self.cache["ci"][key] = {"result": res, "problems": problems}
+            self.computed += bool(res)
 
     def pair(self, a, b, kind: str) -> dict | None:
         key = json.dumps([a["abs_path"], self.pkey(a), b["abs_path"], self.pkey(b), kind])
@@ -365,6 +394,8 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     ref_ids = set(agg["ref_run_id"])
     ci_rows = []
     stored_col = tr["stored_ci"] if "stored_ci" in tr.columns else [""] * len(tr)
+    st.prefetch_cis([by_id[rid] for rid, raw in zip(tr["run_id"], stored_col)
+                     if not raw and (ci_scope == "all" or (ci_scope == "reference" and rid in ref_ids))], kind)
     for rid, raw in zip(tr["run_id"], stored_col):
         want = ci_scope == "all" or (ci_scope == "reference" and rid in ref_ids)
         stored = _stored_ci({"stored_ci": raw}) if raw else {}
