@@ -93,6 +93,15 @@ def test_outputs_written_and_parsed_back(explained):
         for k in ("pointing_game", "energy", "iou"):
             assert per_layer[m][layer][k] == pytest.approx(g[k].mean(), abs=1e-6)
     assert len(scores) == per_layer["gradcampp"][ex["layers"][0]]["n"] * 8 * 3
+    # The chance baseline: the boxes' area share per image (the same for every method and layer),
+    # averaged over the scored images; the margin-grown pointing area is never smaller.
+    per_image = scores.groupby("image_id")[["box_area", "pointing_area"]]
+    assert (per_image.nunique() == 1).all().all()
+    areas = per_image.first()
+    assert ((areas["box_area"] > 0) & (areas["box_area"] < 1) & (areas["pointing_area"] >= areas["box_area"])).all()
+    chance = ex["localisation"]["chance"]
+    assert chance["energy"] == pytest.approx(areas["box_area"].mean(), abs=1e-6)
+    assert chance["pointing_game"] == pytest.approx(areas["pointing_area"].mean(), abs=1e-6)
 
     # Grids and overlays for the chosen cases, all real PNGs.
     assert index["cases"], "at least the most/least confident cases"

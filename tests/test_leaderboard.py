@@ -515,3 +515,33 @@ def test_ragged_or_non_numeric_predictions_name_the_file_and_line(runs: Path, tm
     assert blank.name not in probs  # blank lines are skipped, as pandas does
     csv = pd.read_csv(tmp_path / "lb" / "fracatlas_binary.csv").set_index("model")
     assert csv.loc["blanklines", "ref_ci_auroc_low"] > 0 and np.isnan(csv.loc["ragged", "ref_ci_auroc_low"])
+
+
+def test_run_page_localisation_shows_n_and_the_chance_baseline(tmp_path: Path):
+    """bench-explain records the boxes' area share (a uniform map's energy, a random point's
+    pointing game); the run page prints it beside the scores, and "—" for an older record."""
+    root = tmp_path / "runs"
+    explain = {"version": 1, "methods": ["eigencam"], "layers": ["layer3", "layer4"], "target": "pred", "n_images": 12,
+               "summary": {"eigencam": {"pointing_game": 0.5, "energy": 0.041, "iou": 0.02, "n": 12, "final_layer": "layer4"}},
+               "localisation": {"n_images": 12, "iou_threshold": 0.5, "iou_top_percent": None, "pointing_margin": 0.0,
+                                "chance": {"energy": 0.00734, "pointing_game": 0.0091},
+                                "degenerate_maps": {"eigencam": 1}}}
+    new = make_run(root, "fracatlas_binary", "resnet18", 0, n_images=N, explain=explain)
+    old_explain = json.loads(json.dumps(explain))
+    del old_explain["localisation"]["chance"]
+    old = make_run(root, "fracatlas_binary", "vgg16", 0, n_images=N, explain=old_explain)
+    out = tmp_path / "lb"
+    render_leaderboard([root], out, n_resamples=200)
+
+    def loc_rows(run: Path) -> list[str]:
+        (page,) = [p for p in (out / "runs").glob("*.html") if p.name.startswith(run.name.split("__")[1], len("fracatlas_binary__"))]
+        html = page.read_text()
+        section = html[html.index("<h2>Localisation"):]
+        return re.findall(r"<tr><th scope=\"row\">(.*?)</tr>", section[: section.index("</table>")])
+
+    (row,) = loc_rows(new)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[:5] == ["layer4", "12", "0.500", "0.041", "0.020"] and cells[5] == "energy 0.0073, pointing 0.0091"
+    assert "1" in cells[6]  # the degenerate map is counted
+    (row,) = loc_rows(old)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row)[5] == "—"

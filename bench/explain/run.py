@@ -135,9 +135,12 @@ def explain_model(model, images: torch.Tensor, layers, methods: Sequence[str], b
                         masks[i] = (boxes_mask(bx, *size, device=maps.device),
                                     boxes_mask(bx, *size, margin=pointing_margin, device=maps.device))
                     sc = localisation_scores(maps[k], masks[i][0], iou_threshold, iou_top_percent, masks[i][1])
+                    # the boxes' share of the map: what a uniform map scores on energy, and the
+                    # chance that a random point lands in the (margin-grown) boxes, the pointing game's
+                    chance = {"box_area": masks[i][0].float().mean().item(), "pointing_area": masks[i][1].float().mean().item()}
                     for li, name in enumerate(names):
                         rows.append({"index": i, "method": method, "layer": name, "layer_index": li,
-                                     **{key: sc[key][li].item() for key in sc}, "n_boxes": len(bx)})
+                                     **{key: sc[key][li].item() for key in sc}, "n_boxes": len(bx), **chance})
                 small = F.interpolate(maps, size=(store_size, store_size), mode="area")
                 stored.append(small.to(torch.float16).cpu())
                 if s < keep_final:
@@ -148,7 +151,8 @@ def explain_model(model, images: torch.Tensor, layers, methods: Sequence[str], b
         out["final"][method] = torch.cat(finals).numpy() if finals else np.zeros((0,) + tuple(images.shape[-2:]), np.float32)
         out["seconds"][method] = spent
     out["target_class"] = target_class
-    scores = pd.DataFrame(rows, columns=["index", "method", "layer", "layer_index", *SCORES, "degenerate", "n_boxes"])
+    scores = pd.DataFrame(rows, columns=["index", "method", "layer", "layer_index", *SCORES, "degenerate", "n_boxes",
+                                         "box_area", "pointing_area"])
     if len(scores):
         scores["pointing_game"] = scores["pointing_game"].astype(int)
         scores["degenerate"] = scores["degenerate"].astype(int)
@@ -267,8 +271,12 @@ def explain_run(run_dir, methods: Sequence[str] = ("gradcampp", "eigencam", "gra
                        "n": int((sm["layer"] == name).sum())}
                 for name in names
             }
+        per_image = scores.drop_duplicates("image_id")
         localisation = {"n_images": int(scores["image_id"].nunique()), "iou_threshold": iou_threshold,
                         "iou_top_percent": iou_top_percent, "pointing_margin": pointing_margin,
+                        # a uniform map's scores: mean over the scored images of the boxes' area share
+                        "chance": {"energy": round(float(per_image["box_area"].mean()), 6),
+                                   "pointing_game": round(float(per_image["pointing_area"].mean()), 6)},
                         "per_layer": per_layer,
                         "degenerate_maps": {m: int(scores[scores["method"] == m]["degenerate"].sum()) for m in methods}}
     summary = {}

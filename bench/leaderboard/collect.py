@@ -23,7 +23,7 @@ from bench.errors import BenchError
 from bench.record import RECORD_FILE, atomic_write_bytes
 
 CACHE_FILE = ".leaderboard_cache.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: explain_meta carries the localisation chance baseline
 # Files that only a run directory holds: a folder with one of them but no complete record.json
 # is an incomplete run (crashed, killed or still running), not a container of runs.
 RUN_MARKERS = (RECORD_FILE, "config.yaml", "split.csv", "predictions.csv", "history.csv", "checkpoints")
@@ -137,9 +137,11 @@ def explain_meta(record: dict) -> dict:
         methods[m] = {"n": _num(e.get("n")), "final_layer": e.get("final_layer") if isinstance(e.get("final_layer"), str) else None,
                       "degenerate": _num(degenerate.get(m)), "skipped": e.get("skipped") if isinstance(e.get("skipped"), str) else None}
     layers = ex.get("layers") if isinstance(ex.get("layers"), list) else []
+    chance = loc.get("chance") if isinstance(loc.get("chance"), dict) else {}  # absent before bench-explain recorded it
     return {"target": ex.get("target") if isinstance(ex.get("target"), str) else None,
             "n_images": _num(ex.get("n_images")), "layers": [str(x) for x in layers], "methods": methods,
-            "iou_threshold": _num(loc.get("iou_threshold")), "iou_top_percent": _num(loc.get("iou_top_percent"))}
+            "iou_threshold": _num(loc.get("iou_threshold")), "iou_top_percent": _num(loc.get("iou_top_percent")),
+            "chance": {k: _num(chance.get(k)) for k in ("energy", "pointing_game")}}
 
 
 def _flags(record: dict) -> list:

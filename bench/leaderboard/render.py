@@ -455,6 +455,9 @@ def _run_page(row: dict, t: TaskTable, commits: list[str]) -> str:
     positive = classes[int(row.get("positive_index") or 1)] if t.kind == "binary" and classes else None
     target_text = {"pred": "the predicted class of each image", "positive": f"the positive class ({positive})"}.get(
         target, "not recorded")
+    ch = meta.get("chance") or {}
+    chance = (f"energy {fnum(ch['energy'], 4)}, pointing {fnum(ch['pointing_game'], 4)}"
+              if isnum(ch.get("energy")) and isnum(ch.get("pointing_game")) else "")
     loc = []
     for m, info in sorted((meta.get("methods") or {}).items()):
         vals = {s: row.get(f"explain_{re.sub(r'[^a-z0-9]+', '_', m.lower()).strip('_')}_{s}") for s in ("pointing_game", "energy", "iou")}
@@ -480,7 +483,7 @@ def _run_page(row: dict, t: TaskTable, commits: list[str]) -> str:
         counts={k: fnum(row.get(f"n_{k}"), 0) for k in ("train", "val", "test")},
         best_epoch=fnum(row.get("best_epoch"), 0), cost=cost, metric_names=[metric_label(m.key, t.kind) for m in metrics] + ["loss", "n"],
         metric_defs=[m.definition for m in metrics] + ["Cross-entropy of the predicted probabilities.", "Items scored."],
-        metric_rows=metric_rows, ci_note=ci_note, classes=classes, cms=cms, loc=loc, target_text=target_text,
+        metric_rows=metric_rows, ci_note=ci_note, classes=classes, cms=cms, loc=loc, target_text=target_text, chance=chance,
         layers=meta.get("layers") or [], n_explained=fnum(meta.get("n_images"), 0), plots=plot_figs, heatmaps=heat,
         dataset=t.dataset, run_commit=commit, run_version=row.get("harness_version") or "",
         flags=row.get("flags") or "", generated=bool(row.get("generated")), **_page_common(1, commits))

@@ -231,11 +231,13 @@ RUN = """{% extends "base.html" %}
 {% if loc %}<h2>Localisation (final CAM layer)</h2>
 <p class="notes">CAM target class: {{ target_text }}. Layers explained: {{ layers|join(", ") if layers else "not recorded" }}; scores are of the final one.
 Heatmaps are scored against FracAtlas's fracture boxes on {{ n_explained }} test image(s). Chance baseline: a uniform heatmap
-scores the boxes' share of the image area on energy and pointing game; the summary does not record that area, so it is shown as —.</p>
+scores the boxes' share of the image area on energy, and a random point lands in the boxes (grown by the pointing margin) as often
+as their share of the area: the pointing game's chance; IoU has no uniform-map baseline.{% if not chance %} This run's
+explanation predates recording that area, so it is shown as —.{% endif %}</p>
 <div class="scroll"><table>
 <caption>Final-layer localisation scores per CAM method, with the number of images scored (n) and degenerate (flat) maps.</caption>
 <thead><tr><th scope="col">method</th><th scope="col">layer</th><th scope="col" class="num">n</th><th scope="col" class="num">pointing game</th><th scope="col" class="num">energy</th><th scope="col" class="num">IoU</th><th scope="col" class="num">chance baseline</th><th scope="col" class="num">degenerate maps</th></tr></thead>
-<tbody>{% for l in loc %}<tr><th scope="row">{{ l.method }}</th><td class="mono">{{ l.layer }}</td><td class="num">{{ l.n }}</td><td class="num">{{ l.pointing_game }}</td><td class="num">{{ l.energy }}</td><td class="num">{{ l.iou }}</td><td class="num">—</td><td class="num">{% if l.degenerate not in ("0", "—") %}<span class="flag">&#9873; {{ l.degenerate }}</span>{% else %}{{ l.degenerate }}{% endif %}{% if l.skipped %} (skipped: {{ l.skipped }}){% endif %}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
+<tbody>{% for l in loc %}<tr><th scope="row">{{ l.method }}</th><td class="mono">{{ l.layer }}</td><td class="num">{{ l.n }}</td><td class="num">{{ l.pointing_game }}</td><td class="num">{{ l.energy }}</td><td class="num">{{ l.iou }}</td><td class="num">{{ chance or "—" }}</td><td class="num">{% if l.degenerate not in ("0", "—") %}<span class="flag">&#9873; {{ l.degenerate }}</span>{% else %}{{ l.degenerate }}{% endif %}{% if l.skipped %} (skipped: {{ l.skipped }}){% endif %}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
 {% if plots %}<h2>Plots</h2><div class="grid">{% for p in plots %}<figure><a href="{{ p.src }}"><img src="{{ p.src }}" alt="{{ p.caption }}" loading="lazy"></a><figcaption>{{ p.caption }} (click for full size)</figcaption></figure>{% endfor %}</div>{% endif %}
 {% if heatmaps %}<h2>Heatmaps</h2>
 <div class="cbar"><span>heatmap colour scale (jet), each map min-max normalised:</span><span>0 low</span><span class="bar" role="img" aria-label="colour bar from dark blue (0, low attribution) through cyan, green and yellow to dark red (1, high)"></span><span>1 high</span>
