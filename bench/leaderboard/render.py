@@ -489,11 +489,22 @@ def _run_page(row: dict, t: TaskTable, commits: list[str]) -> str:
         flags=row.get("flags") or "", generated=bool(row.get("generated")), **_page_common(1, commits))
 
 
-def _model_page(t: TaskTable, r: dict, commits: list[str]) -> str:
-    runs = t.runs[t.runs["run_id"].isin((r.get("run_ids") or "").split())]
-    shown = [m for m in METRICS if f"{t.metric_split}_{m.key}" in runs.columns and runs[f"{t.metric_split}_{m.key}"].notna().any()]
+def _model_runs(t: TaskTable) -> dict[str, list[dict]]:
+    """Per row (its ``run_ids``), the columns a model page shows of its runs, in ``t.runs`` order:
+    one conversion per table, not a filter and a full-width conversion per model page."""
+    cols = [c for c in ["run_id", "seed", "flags", f"ci_{t.primary}_low", f"ci_{t.primary}_high"]
+            + [f"{t.metric_split}_{m.key}" for m in METRICS] if c in t.runs.columns]
+    recs = _records(t.runs[cols])
+    pos = {x["run_id"]: i for i, x in enumerate(recs)}
+    return {ids: [recs[i] for i in sorted(pos[x] for x in ids.split() if x in pos)]
+            for ids in t.rows["run_ids"].fillna("") if isinstance(ids, str)}
+
+
+def _model_page(t: TaskTable, r: dict, commits: list[str], runs: list[dict]) -> str:
+    """``runs``: the row's runs from :func:`_model_runs`."""
+    shown = [m for m in METRICS if any(x.get(f"{t.metric_split}_{m.key}") is not None for x in runs)]
     per_seed = []
-    for x in _records(runs):
+    for x in runs:
         per_seed.append({"seed": x.get("seed"), "href": "../" + run_page(x["run_id"]), "run_id": x["run_id"],
                          "flags": x.get("flags") or "",
                          "ci": interval(x.get(f"ci_{t.primary}_low"), x.get(f"ci_{t.primary}_high")),
@@ -507,9 +518,14 @@ def _model_page(t: TaskTable, r: dict, commits: list[str]) -> str:
         **_page_common(1, commits))
 
 
+REPORT_RUN_COLUMNS = ("run_id", "classes", "split_sha256", "split_method", "n_train", "n_val", "n_test", "abs_path",
+                      "git_commit", "test_confusion_matrix", "test_study_confusion_matrix")
+
+
 def _report_page(t: TaskTable, commits: list[str]) -> str:
     """What a harness can fill of CLAIM 2024 / TRIPOD+AI / STARD for one task."""
-    runs = _records(t.runs)
+    # the few columns read of every run (a full-width conversion of 10,000 runs took 1.5 s)
+    runs = _records(t.runs[[c for c in REPORT_RUN_COLUMNS if c in t.runs.columns]])
     classes = json.loads(runs[0].get("classes") or "[]") if runs else []
     splits = sorted({(x.get("split_sha256") or "")[:12] for x in runs})
     flow = []
@@ -538,7 +554,8 @@ def _report_page(t: TaskTable, commits: list[str]) -> str:
     best_run = None
     if best is not None:
         ids = (best.get("run_ids") or "").split()
-        best_run = next((r for r in runs if r["run_id"] in ids), None)
+        first = next((r["run_id"] for r in runs if r["run_id"] in ids), None)
+        best_run = _records(t.runs[t.runs["run_id"] == first])[0] if first is not None else None
     op = json.loads(best_run.get("operating_point_json") or "null") if best_run else None
     test_op = json.loads(best_run.get("test_operating_json") or "null") if best_run else None
     subgroups = json.loads(best_run.get("subgroups_json") or "null") if best_run else None
@@ -831,8 +848,18 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
                     w.write(it["cost_plot"], cost_plot_svg(t))
                     plots_cache[it["cost_plot"]] = pkey
             w.write(it["report"], _report_page(t, commits).encode("utf-8"))
+            # model pages: re-rendered only when what they show changed (their row, their runs)
+            model_cache = cache.setdefault("model_pages", {})
+            runs_of = _model_runs(t)
+            tkey = [PAGE_VERSION, commits, t.key, t.kind, t.primary, t.metric_split, t.study_level, sorted(t.rows.columns)]
             for r in _records(t.rows):
-                w.write(model_page(t, r), _model_page(t, r, commits).encode("utf-8"))
+                rel, runs = model_page(t, r), runs_of.get(r.get("run_ids") or "", [])
+                mkey = hashlib.sha256(json.dumps([tkey, r, runs], default=str).encode()).hexdigest()
+                if model_cache.get(rel) == mkey and (out / rel).is_file():
+                    w.files.append(rel)
+                else:
+                    w.write(rel, _model_page(t, r, commits, runs).encode("utf-8"))
+                    model_cache[rel] = mkey
         page_files, pages_written = _write_run_pages(out, tables, cache, commits)
         w.files.extend(page_files)
     else:
@@ -853,6 +880,7 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
                 parent.rmdir()
                 parent = parent.parent
     cache["outputs"] = sorted(produced)
+    cache["model_pages"] = {k: v for k, v in cache.get("model_pages", {}).items() if k in produced}
     result = RenderResult(out_dir=out, collection=coll, tables=tables, problems=problems, files=sorted(produced),
                           written=w.changed + pages_written, timings=tm, ci_computed=info.get("ci_computed", 0),
                           ingest=ing, removed=removed, detection_runs=len(det_runs))
