@@ -267,3 +267,22 @@ def test_killed_run_resumes_from_ultralytics_last_pt(env_dir):
     assert rec["resumed_from"] == str(run_dir / "ultralytics" / "weights" / "last.pt")
     hist = pd.read_csv(run_dir / "ultralytics" / "results.csv")
     assert list(hist["epoch"]) == [1, 2, 3] and rec["epochs_run"] == 3
+
+
+def test_resume_drops_history_rows_after_the_checkpoint(tmp_path):
+    """A kill between Ultralytics' results line and its last.pt save: the resumed training writes
+    that epoch again, so the rows after the checkpoint's epoch go first (the race above, made exact)."""
+    from bench.detection.run import _trim_history
+
+    csv = tmp_path / "results.csv"
+    head = "                  epoch,            train/box_loss,  metrics/mAP50(B)\n"
+    rows = ["                      1,                    1.5,            0.01\n",
+            "                      2,                    1.4,            0.02\n",
+            "                      3,                    1.3"]  # torn by the kill
+    csv.write_text(head + "".join(rows))
+    _trim_history(csv, 1)  # last.pt holds epoch 1 (Ultralytics' 0-based epoch 0)
+    assert csv.read_text() == head + rows[0]
+    before = csv.stat().st_mtime_ns
+    _trim_history(csv, 1)
+    assert csv.stat().st_mtime_ns == before  # nothing to drop: not rewritten
+    _trim_history(tmp_path / "absent.csv", 1)

@@ -348,6 +348,8 @@ def _fit(cfg: DictConfig, args: dict, ultra_dir: Path, table: pd.DataFrame) -> _
     if cfg.resume and last.is_file():
         ckpt = load_ultralytics(last)
         fit.resume_from = "training finished earlier: evaluation only" if int(ckpt.get("epoch", -1)) < 0 else str(last)
+        if fit.resume_from == str(last):
+            _trim_history(ultra_dir / "results.csv", int(ckpt["epoch"]) + 1)
     elif ultra_dir.exists():
         shutil.rmtree(ultra_dir)
     if fit.resume_from is None or fit.resume_from == str(last):
@@ -396,6 +398,26 @@ def _cost(cfg: DictConfig, best_ckpt: dict, image_size: int, device: str) -> tup
         macs = None
     latency = inference_latency_ms(net, image_size, device="cpu" if device == "cpu" else "cuda") if cfg.measure_latency else None
     return params, macs, latency
+
+
+def _trim_history(results_csv: Path, last_epoch: int) -> None:
+    """Drop the rows of epochs after ``last_epoch`` (1-based, as results.csv counts) before a resume.
+
+    Ultralytics writes an epoch's results line before it saves last.pt, and a resumed training
+    appends: a kill between the two left that epoch twice in the history (seen under load)."""
+    if not results_csv.is_file():
+        return
+    lines = results_csv.read_text(encoding="utf-8").splitlines(keepends=True)
+
+    def epoch(line: str) -> float:
+        try:
+            return float(line.split(",", 1)[0])
+        except ValueError:
+            return float("inf")  # a torn last line: dropped with the epochs after the checkpoint
+
+    kept = lines[:1] + [ln for ln in lines[1:] if ln.strip() and epoch(ln) <= last_epoch]
+    if kept != lines:
+        atomic_write_text(results_csv, "".join(kept))
 
 
 def _history(results_csv: Path) -> tuple[pd.DataFrame, pd.Series, int | None]:

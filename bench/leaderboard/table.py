@@ -101,16 +101,22 @@ def load_checked(row) -> tuple[stats.PredictionSet | None, dict | None]:
         return None, {"path": row["path"], "reason": first_line(e)}
 
 
-def ci_job(job: tuple) -> tuple[dict, list[dict]]:
-    """One run's bootstrap CIs and the problems met (a worker's unit of work)."""
-    row, kind, n_resamples, seed = job
-    ps, problem = load_checked(row)
+def run_ci(ps, row, kind: str, n_resamples: int, seed: int) -> tuple[dict, list[dict]]:
+    """A run's bootstrap CIs from its predictions (None: not readable, {}), and the problems met."""
     if ps is None:
-        return {}, [problem] if problem else []
+        return {}, []
     try:
         return stats.bootstrap_ci(ps, kind, n_resamples=n_resamples, seed=seed), []
     except BenchError as e:
         return {}, [{"path": row["path"], "reason": str(e)}]
+
+
+def ci_job(job: tuple) -> tuple[dict, list[dict]]:
+    """One run's bootstrap CIs and the problems met (a worker's unit of work)."""
+    row, kind, n_resamples, seed = job
+    ps, problem = load_checked(row)
+    res, problems = run_ci(ps, row, kind, n_resamples, seed)
+    return res, ([problem] if problem else []) + problems
 
 
 def row_interval_job(job: tuple) -> tuple[dict, list[dict]]:
@@ -178,15 +184,9 @@ class _Stats:
         self.used_ci.add(key)
 
         def compute():
-            ps = self.preds(row)
-            if ps is None:
-                return {}
-            try:
-                res = stats.bootstrap_ci(ps, kind, n_resamples=self.n_resamples, seed=self.seed)
-            except BenchError as e:
-                self.problems.append({"path": row["path"], "reason": str(e)})
-                return {}
-            self.computed += 1
+            res, problems = run_ci(self.preds(row), row, kind, self.n_resamples, self.seed)
+            self.problems.extend(problems)
+            self.computed += bool(res)
             return res
 
         return self._cached("ci", key, compute)
