@@ -545,3 +545,38 @@ def test_run_page_localisation_shows_n_and_the_chance_baseline(tmp_path: Path):
     assert "1" in cells[6]  # the degenerate map is counted
     (row,) = loc_rows(old)
     assert re.findall(r"<td[^>]*>(.*?)</td>", row)[5] == "—"
+
+
+def _stdlib_columns(text: str) -> dict[str, list[str]]:
+    """The reference parse: the stdlib csv reader, blank lines skipped (as pandas does)."""
+    import csv
+    import io
+
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+    return {h.strip(): [r[i] for r in rows[1:]] for i, h in enumerate(rows[0])}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_prediction_csv_fast_split_parses_as_the_stdlib_reader(tmp_path: Path, newline: str):
+    """Files without quotes are split on commas (fast path); quoted fields go to the csv reader."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from bench.leaderboard.collect import _read_columns
+
+    field = st.text(alphabet=st.sampled_from(list('ab1.,"_ -')), max_size=6)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.lists(field, min_size=3, max_size=3), min_size=1, max_size=6), st.booleans())
+    def check(rows, blank):
+        import csv
+        import io
+
+        buf = io.StringIO(newline="")
+        csv.writer(buf, lineterminator=newline).writerows([["image_id", "label", "pred"], *rows])
+        text = buf.getvalue() + (newline if blank else "")
+        p = tmp_path / "predictions.csv"
+        p.write_bytes(text.encode())
+        assert _read_columns(p, "x") == _stdlib_columns(text)
+
+    check()
