@@ -262,8 +262,12 @@ def test_row_interval_of_stacked_seeds_equals_one_kernel_per_seed(kind, metric, 
         sets.append(stats.PredictionSet(ids=np.arange(n).astype(str), label=y, pred=pr.argmax(1), prob=pr))
     w = rng.integers(0, 3, (9, n)).astype(float)
     stacked = kernels._SeedStack(sets, kind, metric)(w)
+    # float32 weights (what the bootstraps use when every sum stays exact) give the same bits
+    assert kernels._weight_dtype(None, n) == np.float32
+    assert (kernels._SeedStack(sets, kind, metric)(w.astype(np.float32)) == stacked).all()
     for i, ps in enumerate(sets):
         assert (stacked[i] == stats.MetricKernel(ps, kind)(w)[stats.CI_METRICS[kind].index(metric)]).all()
+        assert (stats.MetricKernel(ps, kind)(w.astype(np.float32)) == stats.MetricKernel(ps, kind)(w)).all()
     got = stats.seed_image_interval(sets, kind, metric, n_resamples=300, seed=1)
     monkeypatch.setattr(kernels._AucKernel, "PAIRWISE_MAX", 0)
     assert stats.seed_image_interval(sets, kind, metric, n_resamples=300, seed=1) == got
