@@ -9,6 +9,7 @@ skipped and listed, never fatal.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -471,6 +472,12 @@ def _read_columns(path: Path, shown: str) -> dict[str, list[str]]:
     return {name.strip(): list(col) for name, col in zip(header, cols)}
 
 
+@functools.lru_cache(maxsize=256)
+def _classes(raw: str) -> tuple:
+    """The ``classes`` column's JSON list (one string per task: parsed once, not per run)."""
+    return tuple(json.loads(raw))
+
+
 def _ints(values: list[str], shown: str, column: str) -> np.ndarray:
     try:
         x = np.asarray(values, dtype=np.float64)  # "1" and "1.0" alike
@@ -490,7 +497,7 @@ def load_predictions(row: dict | pd.Series, test_only: bool = True):
     from bench.leaderboard.stats import PredictionSet
 
     run_dir = Path(row["abs_path"])
-    classes = json.loads(row["classes"]) if row.get("classes") else []
+    classes = _classes(row["classes"]) if row.get("classes") else ()
     study = bool(row.get("study_level"))
     fname = "predictions_study.csv" if study else "predictions.csv"
     shown = f"{row.get('path') or run_dir}/{fname}"  # messages name the stored folder, not this machine's path
@@ -505,7 +512,9 @@ def load_predictions(row: dict | pd.Series, test_only: bool = True):
     if missing or not prob_cols:
         raise BenchError(f"{shown}: missing columns {missing or ['prob_<class>']}")
     ids = np.asarray(cols[id_col], dtype=object)
-    order = np.argsort(ids, kind="stable")
+    # sorted by id (runs on the same items then align); stored files already are
+    id_list = cols[id_col]
+    order = slice(None) if all(a <= b for a, b in zip(id_list, id_list[1:])) else np.argsort(ids, kind="stable")
     try:
         prob = np.asarray([cols[c] for c in prob_cols], dtype=np.float64).T.reshape(len(ids), len(prob_cols))
     except ValueError:
