@@ -261,11 +261,14 @@ def bootstrap_ci(ps: PredictionSet, kind: str, n_resamples: int = 1000, seed: in
     point = statistic(data[0][None, :])[:, 0]
     out: dict[str, dict] = {}
     results = {}
+    res = None
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degenerate resamples: handled by the fallback
-            res = sps.bootstrap(data, statistic, n_resamples=n_resamples, vectorized=True,
-                                method=method, confidence_level=confidence_level,
+            # the percentile interval reuses the BCa call's resamples (scipy's bootstrap_result,
+            # n_resamples=0): the same distribution a second seeded call would draw, not recomputed
+            res = sps.bootstrap(data, statistic, n_resamples=n_resamples if res is None else 0, vectorized=True,
+                                method=method, confidence_level=confidence_level, bootstrap_result=res,
                                 rng=np.random.default_rng(seed), batch=max(1, 4_000_000 // max(n_units, 1) // 8))
         results[method] = (np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high))
         if method == "BCa" and np.all(np.isfinite(results["BCa"][0]) & np.isfinite(results["BCa"][1])):
