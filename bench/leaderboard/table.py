@@ -240,27 +240,37 @@ class _Stats:
         self.cache["pairs"] = {k: v for k, v in self.cache["pairs"].items() if k in self.used_pairs}
 
 
-def _pick_pair(g_runs: pd.DataFrame, b_runs: pd.DataFrame):
+class _RowRuns:
+    """A row's runs as the pair picking reads them: (seed key, split, run id) per run, and per
+    split the lowest (seed key, run id) and per (seed key, split) the first run id. Built once
+    per row: a table's pairs then cost a lookup per run, not a pass over the other row's runs."""
+
+    def __init__(self, runs):
+        self.runs = [(_seed_key(s), sp, r) for r, s, sp in zip(runs["run_id"], runs["seed"], runs["split_sha256"])]
+        self.exact: dict[tuple, str] = {}
+        self.lowest: dict[str, tuple] = {}
+        for sk, sp, r in self.runs:
+            if not sp:
+                continue
+            self.exact[(sk, sp)] = min(self.exact.get((sk, sp), r), r)
+            if sp not in self.lowest or (sk, r) < self.lowest[sp]:
+                self.lowest[sp] = (sk, r)
+
+
+def _pick_pair(g_runs, b_runs):
     """(run of the row, run of the best) on the same split: same seed first, then lowest seeds,
-    then run ids. Linear in the number of runs (sweeps can have hundreds of seeds per row)."""
-    exact: dict[tuple, str] = {}
-    lowest: dict[str, tuple] = {}
-    for r, s, sp in zip(b_runs["run_id"], b_runs["seed"], b_runs["split_sha256"]):
-        if not sp:
-            continue
-        k = (_seed_key(s), r)
-        exact[(_seed_key(s), sp)] = min(exact.get((_seed_key(s), sp), r), r)
-        if sp not in lowest or k < lowest[sp]:
-            lowest[sp] = k
+    then run ids. ``g_runs``/``b_runs``: :class:`_RowRuns` or anything with run_id, seed and
+    split_sha256 columns. Linear in the row's runs (sweeps can have hundreds of seeds per row)."""
+    g = g_runs if isinstance(g_runs, _RowRuns) else _RowRuns(g_runs)
+    b = b_runs if isinstance(b_runs, _RowRuns) else _RowRuns(b_runs)
     best = None
-    for r, s, sp in zip(g_runs["run_id"], g_runs["seed"], g_runs["split_sha256"]):
-        if sp not in lowest:
+    for sk, sp, r in g.runs:
+        if sp not in b.lowest:
             continue
-        sk = _seed_key(s)
-        if (sk, sp) in exact:
-            cand = (0, sk, sk, r, exact[(sk, sp)])
+        if (sk, sp) in b.exact:
+            cand = (0, sk, sk, r, b.exact[(sk, sp)])
         else:
-            cand = (1, sk, lowest[sp][0], r, lowest[sp][1])
+            cand = (1, sk, b.lowest[sp][0], r, b.lowest[sp][1])
         if best is None or cand < best:
             best = cand
     return None if best is None else (best[3], best[4])
@@ -447,9 +457,13 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     positions = tr.groupby(GROUP, sort=False, dropna=False).indices
     run_ids, run_seeds, run_splits = (tr[c].to_numpy() for c in ("run_id", "seed", "split_sha256"))
 
-    def row_runs(i: int) -> dict:
-        pos = positions[(agg.at[i, "model"], agg.at[i, "protocol_key"])]
-        return {"run_id": run_ids[pos], "seed": run_seeds[pos], "split_sha256": run_splits[pos]}
+    row_index: dict[int, _RowRuns] = {}
+
+    def row_runs(i: int) -> _RowRuns:
+        if i not in row_index:
+            pos = positions[(agg.at[i, "model"], agg.at[i, "protocol_key"])]
+            row_index[i] = _RowRuns({"run_id": run_ids[pos], "seed": run_seeds[pos], "split_sha256": run_splits[pos]})
+        return row_index[i]
 
     if len(eligible):
         b = int(eligible[0])
