@@ -580,3 +580,26 @@ def test_prediction_csv_fast_split_parses_as_the_stdlib_reader(tmp_path: Path, n
         assert _read_columns(p, "x") == _stdlib_columns(text)
 
     check()
+
+
+def test_worker_pool_is_not_forked_beside_other_threads(monkeypatch):
+    """bench-train renders the leaderboard at the end of a sweep with W&B threads alive: forking
+    then could copy a held lock, so the work runs in the process (same results)."""
+    import threading
+
+    import bench.leaderboard.parallel as par
+
+    monkeypatch.setenv("BENCH_WORKERS", "2")
+    spawned = []
+    real_pool = par.ProcessPoolExecutor
+    monkeypatch.setattr(par, "ProcessPoolExecutor", lambda *a, **k: spawned.append(1) or real_pool(*a, **k))
+    assert par.pmap(abs, [-1, -2, 3]) == [1, 2, 3] and len(spawned) == (1 if par.workers() > 1 else 0)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert par.pmap(abs, [-1, -2, 3]) == [1, 2, 3]
+    finally:
+        stop.set()
+        t.join()
+    assert len(spawned) == (1 if par.workers() > 1 else 0)

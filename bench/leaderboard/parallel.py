@@ -5,8 +5,8 @@ Forked worker processes, not threads: the work is Python-level parsing and many 
 calls, which hold the GIL (measured: two threads 1.0x, two processes 1.7x on the row intervals
 of 10,000 runs). Each worker is limited to one BLAS thread (threadpoolctl), or the processes
 oversubscribe the cores (two processes with two BLAS threads each ran slower than one process).
-Where ``fork`` is not a start method (Windows) or the work is small, it runs in this process:
-the results are the same either way, in the same order.
+Where ``fork`` is not a start method (Windows), the work is small or the process runs other
+threads, it runs in this process: the results are the same either way, in the same order.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -46,7 +47,10 @@ def pmap(fn: Callable, items: Iterable, parallel: bool = True) -> list:
     and more than one core. ``fn`` must be a module-level function; its results are pickled."""
     items = list(items)
     n = workers()
-    if not parallel or n < 2 or len(items) < 2 or "fork" not in mp.get_all_start_methods():
+    # Forking a process that runs other threads (bench-train's W&B or progress threads, when it
+    # renders the leaderboard at the end of a sweep) can copy a lock some thread holds: serial then.
+    if (not parallel or n < 2 or len(items) < 2 or "fork" not in mp.get_all_start_methods()
+            or threading.active_count() > 1):
         return [fn(x) for x in items]
     n = min(n, len(items))
     chunk = max(1, len(items) // (n * 4))
