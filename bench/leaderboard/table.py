@@ -447,11 +447,9 @@ def _build_one(tr, task, gen, key, st, problems, primary_by_kind, ci_scope, n_re
     # paired test against the best row, Holm-corrected over the rows compared
     # DeLong tests ROC-AUC; any other primary metric gets McNemar (per-item correctness)
     test_name = "DeLong" if (kind == "binary" and prim == "auroc") else "McNemar"
-    agg["is_best"] = False
-    for c in ("p_delong", "p_mcnemar", "p_vs_best", "p_holm"):
-        agg[c] = np.nan
-    agg["vs_best"] = ""
-    agg["pair_runs"] = ""
+    # one block per merged column by now: consolidate once (pandas warns on each insert otherwise)
+    agg = pd.concat([agg, pd.DataFrame({"is_best": False, **{c: np.nan for c in ("p_delong", "p_mcnemar", "p_vs_best",
+                     "p_holm")}, "vs_best": "", "pair_runs": ""}, index=agg.index)], axis=1).copy()
     eligible = agg.index[(~agg["flagged"]) & agg[pm].notna()]
     # each row's runs (positions in tr), from one groupby instead of a filter per row and pair
     positions = tr.groupby(GROUP, sort=False, dropna=False).indices

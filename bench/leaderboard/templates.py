@@ -230,7 +230,7 @@ RUN = """{% extends "base.html" %}
 <tbody>{% for row in cm.rows %}<tr><th scope="row">{{ row.name }}</th>{% for v in row.vals %}<td class="num">{{ v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table></div>{% endfor %}{% endif %}
 {% if loc %}<h2>Localisation (final CAM layer)</h2>
 <p class="notes">CAM target class: {{ target_text }}. Layers explained: {{ layers|join(", ") if layers else "not recorded" }}; scores are of the final one.
-Heatmaps are scored against FracAtlas's fracture boxes on {{ n_explained }} test image(s). Chance baseline: a uniform heatmap
+{{ n_explained }} test image(s) explained; those with fracture boxes are scored against them (n per method). Chance baseline: a uniform heatmap
 scores the boxes' share of the image area on energy, and a random point lands in the boxes (grown by the pointing margin) as often
 as their share of the area: the pointing game's chance; IoU has no uniform-map baseline.{% if not chance %} This run's
 explanation predates recording that area, so it is shown as —.{% endif %}</p>
