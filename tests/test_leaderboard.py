@@ -611,3 +611,17 @@ def test_worker_pool_is_not_forked_beside_other_threads(monkeypatch):
         stop.set()
         t.join()
     assert spawned == []
+
+
+def test_a_new_harness_version_rewrites_the_kept_pages(runs: Path, tmp_path: Path, monkeypatch):
+    """Run and model pages are kept between renders when their inputs are unchanged; the harness
+    version every page prints is one of those inputs."""
+    import bench
+
+    out = tmp_path / "lb"
+    render_leaderboard([runs], out, n_resamples=200)
+    pages = sorted(out.glob("runs/*.html")) + sorted(out.glob("models/**/*.html"))
+    assert pages and all(bench.__version__ in p.read_text() for p in pages)
+    monkeypatch.setattr(bench, "__version__", "99.0.0")
+    render_leaderboard([runs], out, n_resamples=200)
+    assert [p for p in pages if "99.0.0" not in p.read_text()] == []

@@ -870,7 +870,8 @@ def render_leaderboard(runs_dirs=(), out_dir="leaderboards", *, n_resamples: int
             # model pages: re-rendered only when what they show changed (their row, their runs)
             model_cache = cache.setdefault("model_pages", {})
             runs_of = _model_runs(t)
-            tkey = [PAGE_VERSION, commits, t.key, t.kind, t.primary, t.metric_split, t.study_level, sorted(t.rows.columns)]
+            tkey = [PAGE_VERSION, bench.__version__, commits, t.key, t.kind, t.primary, t.metric_split, t.study_level,
+                    sorted(t.rows.columns)]
             for r in _records(t.rows):
                 rel, runs = model_page(t, r), runs_of.get(r.get("run_ids") or "", [])
                 mkey = hashlib.sha256(json.dumps([tkey, r, runs], default=str).encode()).hexdigest()
@@ -925,7 +926,8 @@ def _write_run_pages(out: Path, tables: dict[str, TaskTable], cache: dict, commi
     pool = ThreadPoolExecutor(max_workers=8)
     futures = []
     for t in tables.values():
-        tkey = json.dumps([t.key, t.kind, t.metric_split, t.study_level, PAGE_VERSION, commits])
+        # every page prints the harness version: a new one rewrites the pages kept from the last render
+        tkey = json.dumps([t.key, t.kind, t.metric_split, t.study_level, PAGE_VERSION, bench.__version__, commits])
         df = t.runs
         cks = df["_ci_key"].fillna("") if "_ci_key" in df else [""] * len(df)
         todo = []
