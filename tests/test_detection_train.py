@@ -234,6 +234,17 @@ def test_the_classification_trainer_refuses_a_detection_config(env_dir, monkeypa
         run(cfg)
 
 
+def _complete_zip(path: Path) -> bool:
+    """A torch checkpoint (a zip) whose central directory, written last, is there."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return bool(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def test_killed_run_resumes_from_ultralytics_last_pt(env_dir):
     overrides = (*FAST, "trainer.max_epochs=3", "seed=1")
     proc = subprocess.Popen(_cmd(env_dir, *overrides), cwd=env_dir, env=_env(env_dir), stdout=subprocess.DEVNULL,
@@ -245,10 +256,10 @@ def test_killed_run_resumes_from_ultralytics_last_pt(env_dir):
             hits = list((env_dir / "runs").glob("*__s1__*/ultralytics/results.csv"))
             last = list((env_dir / "runs").glob("*__s1__*/ultralytics/weights/last.pt"))
             # last.pt is saved after the epoch's results line: kill once it is at least as new as
-            # that line (a fixed sleep alone raced under load and repeated an epoch).
+            # that line and complete (torch.save writes it in place: a kill mid-write leaves a
+            # truncated file, which the resume refuses as corrupt). A fixed sleep raced both ways.
             if (hits and last and len(hits[0].read_text().splitlines()) == 2
-                    and last[0].stat().st_mtime_ns >= hits[0].stat().st_mtime_ns):
-                time.sleep(0.3)  # let torch.save finish writing the file
+                    and last[0].stat().st_mtime_ns >= hits[0].stat().st_mtime_ns and _complete_zip(last[0])):
                 os.killpg(proc.pid, signal.SIGKILL)
                 killed = True
                 break
@@ -286,3 +297,20 @@ def test_resume_drops_history_rows_after_the_checkpoint(tmp_path):
     _trim_history(csv, 1)
     assert csv.stat().st_mtime_ns == before  # nothing to drop: not rewritten
     _trim_history(tmp_path / "absent.csv", 1)
+
+
+def test_a_last_pt_cut_short_by_a_kill_means_training_again(tmp_path):
+    """Ultralytics writes last.pt in place; killed mid-write it has no zip directory: the run's
+    Ultralytics folder goes and the run trains again, instead of a corrupt-file error."""
+    import torch
+
+    from bench.detection.run import _discard_incomplete_last
+
+    ultra = tmp_path / "ultralytics"
+    (ultra / "weights").mkdir(parents=True)
+    torch.save({"epoch": 0, "model": None}, ultra / "weights" / "last.pt")
+    assert _discard_incomplete_last(ultra) is False and (ultra / "weights" / "last.pt").is_file()
+    data = (ultra / "weights" / "last.pt").read_bytes()
+    (ultra / "weights" / "last.pt").write_bytes(data[: len(data) // 2])
+    (ultra / "results.csv").write_text("epoch,x\n1,0.5\n")
+    assert _discard_incomplete_last(ultra) is True and not ultra.exists()

@@ -346,6 +346,8 @@ def _fit(cfg: DictConfig, args: dict, ultra_dir: Path, table: pd.DataFrame) -> _
         fit.resume_from = "training finished earlier: evaluation only"
         return fit
     if cfg.resume and last.is_file():
+        _discard_incomplete_last(ultra_dir)
+    if cfg.resume and last.is_file():
         ckpt = load_ultralytics(last)
         fit.resume_from = "training finished earlier: evaluation only" if int(ckpt.get("epoch", -1)) < 0 else str(last)
         if fit.resume_from == str(last):
@@ -398,6 +400,22 @@ def _cost(cfg: DictConfig, best_ckpt: dict, image_size: int, device: str) -> tup
         macs = None
     latency = inference_latency_ms(net, image_size, device="cpu" if device == "cpu" else "cuda") if cfg.measure_latency else None
     return params, macs, latency
+
+
+def _discard_incomplete_last(ultra_dir: Path) -> bool:
+    """Ultralytics writes last.pt in place: a kill (preemption, OOM) during the write leaves a
+    file without the zip directory torch writes last. Nothing can resume from it; rather than
+    stop the sweep on a corrupt-file error, the run's Ultralytics folder is removed and the run
+    trains again from the start (logged). A complete file is left to the loader, whose refusal of
+    a file naming foreign code stays an error."""
+    import zipfile
+
+    last = ultra_dir / "weights" / "last.pt"
+    if zipfile.is_zipfile(last):
+        return False
+    log.warning("%s is incomplete (the process was killed while writing it): training this run again from the start", last)
+    shutil.rmtree(ultra_dir)
+    return True
 
 
 def _trim_history(results_csv: Path, last_epoch: int) -> None:
