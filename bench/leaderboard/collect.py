@@ -373,7 +373,7 @@ def collect(roots: list[str | os.PathLike], cache: dict | None = None, max_depth
     rows: list[dict] = []
     skipped: list[dict] = []
     parsed = cached = 0
-    misses: list[tuple[str, Path, list[int]]] = []
+    misses: list[tuple[str, Path, list[int], str]] = []  # (shown, run dir, stat key, cache key)
     for shown, run_dir, key in find_run_dirs(roots, max_depth=max_depth):
         if key is None:
             skipped.append({"path": shown, "reason": "incomplete: no record.json"})
@@ -385,17 +385,16 @@ def collect(roots: list[str | os.PathLike], cache: dict | None = None, max_depth
             seen.add(ck)
             cached += 1
         else:
-            misses.append((shown, run_dir, key))
+            misses.append((shown, run_dir, key, ck))
     from bench.leaderboard.parallel import pmap
 
     # a cold collect of 10,000 records: ~2 s in one process, parsed in workers above this many
-    for (shown, run_dir, key), (was_parsed, row, reason) in zip(
-            misses, pmap(parse_run, [(s_, d) for s_, d, _ in misses], parallel=len(misses) >= PARALLEL_MIN_RECORDS)):
+    for (shown, run_dir, key, ck), (was_parsed, row, reason) in zip(
+            misses, pmap(parse_run, [(s_, d) for s_, d, _, _ in misses], parallel=len(misses) >= PARALLEL_MIN_RECORDS)):
         parsed += was_parsed
         if row is None:
             skipped.append({"path": shown, "reason": reason})
             continue
-        ck = str(run_dir / RECORD_FILE)
         records_cache[ck] = {"key": key, "path": shown, "row": row}
         seen.add(ck)
         rows.append({**row, "_record_key": key})

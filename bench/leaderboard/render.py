@@ -499,7 +499,7 @@ def _model_runs(t: TaskTable) -> dict[str, list[dict]]:
     recs = _records(t.runs[cols])
     pos = {x["run_id"]: i for i, x in enumerate(recs)}
     return {ids: [recs[i] for i in sorted(pos[x] for x in ids.split() if x in pos)]
-            for ids in t.rows["run_ids"].fillna("") if isinstance(ids, str)}
+            for ids in t.rows["run_ids"].fillna("")}
 
 
 def _model_page(t: TaskTable, r: dict, commits: list[str], runs: list[dict]) -> str:
